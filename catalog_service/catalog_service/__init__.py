@@ -1,0 +1,1 @@
+"""The catalog service: The multi-merchant catalog and inventory (stock, reservations, ledger)."""

@@ -1,0 +1,1 @@
+"""Token verification, roles and service credentials shared by every service and the gateway."""

@@ -1,0 +1,102 @@
+"""Verifying a Bazaar access token: pinned algorithm, required claims, issuer and audience."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from bazaar_common.auth.keys import KeySet, default_keyset
+
+ALGORITHM = "RS256"
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud", "jti"]
+_SAFE_KID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+ROLE_CUSTOMER = "customer"
+ROLE_MERCHANT = "merchant"
+ROLE_SUPPORT = "support"
+ROLE_ADMIN = "admin"
+ROLE_SERVICE = "service"
+
+
+class InvalidToken(Exception):
+    """The token is not one this platform issued for this use; the reason is safe to show."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (by id and roles) or a service."""
+
+    id: str
+    roles: frozenset[str]
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def pk(self) -> str:
+        return self.id
+
+    @property
+    def is_service(self) -> bool:
+        return ROLE_SERVICE in self.roles
+
+    @property
+    def is_staff_member(self) -> bool:
+        return bool(self.roles & {ROLE_SUPPORT, ROLE_ADMIN})
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.roles & set(roles))
+
+
+def issuer() -> str:
+    return os.environ.get("JWT_ISSUER", "bazaar-auth")
+
+
+def audience() -> str:
+    return os.environ.get("JWT_AUDIENCE", "bazaar")
+
+
+def leeway_seconds() -> int:
+    return min(int(os.environ.get("JWT_LEEWAY_SECONDS", "30")), 60)
+
+
+def verify_access_token(token: str, *, keyset: KeySet | None = None) -> Principal:
+    """Return the caller of a valid access token, or raise :class:`InvalidToken`."""
+    keys = keyset or default_keyset
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise InvalidToken("Malformed token.") from exc
+    if header.get("alg") != ALGORITHM:
+        raise InvalidToken("Token algorithm not allowed.")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not _SAFE_KID.match(kid):
+        raise InvalidToken("Token key id is missing or malformed.")
+    key = keys.get(kid)
+    if key is None:
+        raise InvalidToken("Token signed by an unknown key.")
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=audience(),
+            issuer=issuer(),
+            leeway=leeway_seconds(),
+            options={"require": REQUIRED_CLAIMS, "verify_signature": True},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidToken("Token has expired.") from exc
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"Token is invalid: {exc}") from exc
+    if claims.get("token_type") != "access":
+        raise InvalidToken("Not an access token.")
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise InvalidToken("Token roles are malformed.")
+    return Principal(id=str(claims["sub"]), roles=frozenset(roles), claims=claims)

@@ -1,0 +1,1 @@
+"""Transactional outbox and idempotent consumers, shared by every service that sends messages."""

@@ -1,0 +1,43 @@
+"""The outbox relay: a thread inside each Celery worker that publishes what is still unpublished.
+
+It does not depend on the broker to be scheduled (a beat task would), so messages written while
+the broker was down go out as soon as it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from django.db import close_old_connections
+
+logger = logging.getLogger(__name__)
+_stop = threading.Event()
+_thread: threading.Thread | None = None
+
+
+def _loop(interval: float) -> None:
+    from bazaar_common.outbox.services import outbox_publish
+
+    while not _stop.is_set():
+        close_old_connections()
+        published = outbox_publish()
+        if published:
+            logger.info("outbox relayed", extra={"count": published})
+            continue  # there may be more: go again at once
+        _stop.wait(interval)
+
+
+def start_relay_thread() -> None:
+    global _thread
+    if _thread is not None or os.environ.get("OUTBOX_RELAY", "1") == "0":
+        return
+    interval = float(os.environ.get("OUTBOX_RELAY_INTERVAL", "1.0"))
+    _stop.clear()
+    _thread = threading.Thread(target=_loop, args=(interval,), name="outbox-relay", daemon=True)
+    _thread.start()
+
+
+def stop_relay_thread() -> None:
+    _stop.set()

@@ -1,0 +1,23 @@
+"""URL patterns every service exposes besides its API."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView
+
+import bazaar_common.health
+
+
+def platform_urlpatterns() -> list[URLPattern | URLResolver]:
+    """Health, metrics, the OpenAPI schema (read by the gateway) and the Django admin."""
+    return [
+        path("", include(bazaar_common.health)),
+        path("", include("django_prometheus.urls")),
+        path("schema/openapi.json", SpectacularAPIView.as_view(), name="openapi-schema"),
+        path("admin/", admin.site.urls),
+    ]
+
+
+handler404 = "bazaar_common.errors.json_404"
+handler500 = "bazaar_common.errors.json_500"

@@ -1,0 +1,1 @@
+"""Development tooling: the platform launcher, the check runner and the benchmarks."""

@@ -1,0 +1,1 @@
+"""The Bazaar API gateway: the one entry point for clients."""

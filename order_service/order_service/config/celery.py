@@ -1,0 +1,3 @@
+from bazaar_common.celery import make_celery_app
+
+app = make_celery_app("orders", package="order_service")

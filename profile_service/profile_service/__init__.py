@@ -1,0 +1,1 @@
+"""The profiles service: Profiles, addresses, preferences; privacy export and erasure."""
