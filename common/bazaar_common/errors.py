@@ -68,9 +68,7 @@ class Unprocessable(exceptions.APIException):
     default_code = "unprocessable"
 
 
-def problem_body(
-    status_code: int, detail: Any = None, *, title: str | None = None, **extra: Any
-) -> dict[str, Any]:
+def problem_body(status_code: int, detail: Any = None, *, title: str | None = None, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title or TITLES.get(status_code, "Error"),
@@ -141,9 +139,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         if isinstance(detail, (dict, list)):
-            body = problem_body(
-                status_code, "The request was refused.", errors=flatten_field_errors(detail)
-            )
+            body = problem_body(status_code, "The request was refused.", errors=flatten_field_errors(detail))
         else:
             code = getattr(detail, "code", None)
             body = problem_body(status_code, str(detail), code=code)

@@ -20,9 +20,7 @@ class BazaarPagination(PageNumberPagination):
     max_page_size = 100
 
     def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any] | None:
-        params = _PageParams(
-            data={k: v for k, v in request.query_params.items() if k in ("page", "page_size")}
-        )
+        params = _PageParams(data={k: v for k, v in request.query_params.items() if k in ("page", "page_size")})
         params.is_valid(raise_exception=True)
         try:
             return super().paginate_queryset(queryset, request, view)

@@ -13,9 +13,7 @@ from django.http import HttpRequest, HttpResponse
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "bazaar_request_id", default=None
-)
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("bazaar_request_id", default=None)
 access_log = logging.getLogger("bazaar.access")
 
 

@@ -47,9 +47,7 @@ class InstanceRegistration:
         if not self._alive():
             return  # not (yet, or any more) serving: let the entry expire
         try:
-            self.registry.register(
-                Instance(**{**self.instance.__dict__, "heartbeat_at": time.time()})
-            )
+            self.registry.register(Instance(**{**self.instance.__dict__, "heartbeat_at": time.time()}))
             self._registered = True
         except Exception as exc:  # Redis away: try again next beat, keep serving meanwhile
             logger.warning("heartbeat failed: %s", exc)

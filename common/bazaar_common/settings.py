@@ -233,9 +233,7 @@ def logging_config(service: str) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "filters": {"context": {"()": "bazaar_common.logging.ContextFilter", "service": service}},
         "formatters": {"json": {"()": "bazaar_common.logging.JsonFormatter"}},
-        "handlers": {
-            "stdout": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]}
-        },
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]}},
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},

@@ -137,7 +137,15 @@ def _to_ms(text: str) -> float:
 
 
 def run_wrk(label: str, url: str, headers: dict[str, str], duration: float, connections: int, threads: int) -> Result:
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s"]
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
@@ -155,7 +163,9 @@ def run_wrk(label: str, url: str, headers: dict[str, str], duration: float, conn
     return Result(label, requests_done, duration, rps, p50, p99, errors)
 
 
-def _python_worker(url: str, headers: dict[str, str], deadline: float, connections: int, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _python_worker(
+    url: str, headers: dict[str, str], deadline: float, connections: int, queue: multiprocessing.Queue
+) -> None:  # type: ignore[type-arg]
     import threading
 
     latencies: list[float] = []
@@ -185,7 +195,9 @@ def _python_worker(url: str, headers: dict[str, str], deadline: float, connectio
     queue.put((latencies, errors[0]))
 
 
-def run_python_load(label: str, url: str, headers: dict[str, str], duration: float, connections: int, threads: int) -> Result:
+def run_python_load(
+    label: str, url: str, headers: dict[str, str], duration: float, connections: int, threads: int
+) -> Result:
     processes = max(1, threads)
     deadline = time.time() + duration
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
@@ -272,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
             ))  # fmt: skip
             url = f"http://127.0.0.1:{port}"
             wait_http(url + "/ready")
-            registry.register(Instance("orders", f"bench-orders-{index + 1}", url, "bench", {}, time.time(), time.time()))
+            registry.register(
+                Instance("orders", f"bench-orders-{index + 1}", url, "bench", {}, time.time(), time.time())
+            )
             backend_urls.append(url)
         gateway_port = free_port()
         gateway_env = {
@@ -317,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.backends} backend(s), load: {load.__name__.removeprefix('run_')})")  # fmt: skip
         print(f"{'':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         for result in results:
-            print(f"{result.label:32} {result.rps:9.0f} {result.p50_ms:8.2f} {result.p99_ms:8.2f} {result.errors:7d}")
+            figures = f"{result.rps:9.0f} {result.p50_ms:8.2f} {result.p99_ms:8.2f} {result.errors:7d}"
+            print(f"{result.label:32} {figures}")
         summary: dict[str, float] = {
             "added_p50_unloaded_ms": round(quiet_gateway.p50_ms - quiet_direct.p50_ms, 3),
             "gateway_cpu_ms_per_request": round(cpu_used * 1000 / max(1, through.requests), 3),
@@ -326,8 +341,10 @@ def main(argv: list[str] | None = None) -> int:
             summary["throughput_ratio"] = round(through.rps / direct.rps, 3)
         print()
         if "throughput_ratio" in summary:
-            print(f"through-gateway / direct throughput: {summary['throughput_ratio']:.2f}x  (target >= 0.45)")
-        print(f"gateway CPU per request:            {summary['gateway_cpu_ms_per_request']:.3f} ms  (target <= 0.7)")
+            ratio = summary["throughput_ratio"]
+            print(f"through-gateway / direct throughput: {ratio:.2f}x  (target >= 0.45)")
+        cpu = summary["gateway_cpu_ms_per_request"]
+        print(f"gateway CPU per request:            {cpu:.3f} ms  (target <= 0.7)")
         print(f"median added, unloaded:             {summary['added_p50_unloaded_ms']:.3f} ms  (target <= 1.5)")
         if args.json:
             print(json.dumps({"results": [asdict(r) for r in results], **summary}, indent=2))

@@ -17,6 +17,7 @@ Configuration, all optional (the embedded defaults need nothing but Python):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -105,9 +106,19 @@ class EmbeddedRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
-                __redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.directory),
-                "--loglevel", "warning",
+                __redis_executable__,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
@@ -170,9 +181,7 @@ def drop_postgres_database(url: str) -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(parts.path.lstrip("/"))
-                )
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(parts.path.lstrip("/")))
             )
     finally:
         connection.close()
@@ -307,11 +316,17 @@ class Platform:
             for spec in ALL_PROJECTS:
                 ensure_postgres_database(self.database_url(spec))
         running = [
-            (spec, subprocess.Popen(
-                [sys.executable, "manage.py", "migrate", "--noinput"],
-                cwd=spec.path, env=self.base_env(spec),
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            ))
+            (
+                spec,
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "migrate", "--noinput"],
+                    cwd=spec.path,
+                    env=self.base_env(spec),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                ),
+            )
             for spec in ALL_PROJECTS
         ]
         for spec, process in running:
@@ -449,10 +464,8 @@ class Platform:
                 os.killpg(proc.popen.pid, signal.SIGKILL)
                 proc.popen.wait(5)
         # Whatever the main process left behind (orphaned workers) goes too.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         if proc._log:
             proc._log.close()
             proc._log = None

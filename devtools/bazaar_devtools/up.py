@@ -29,8 +29,7 @@ def banner(platform: Platform) -> str:
             lines.append(f"  {proc.name:<10} admin: {proc.url}/admin/")
     lines += [
         f"  Redis: {platform.redis_url}" + ("  (embedded)" if platform.embedded_redis else ""),
-        "  Databases: "
-        + ("PostgreSQL" if platform.config.database_url else f"SQLite under {platform.var_dir}"),
+        "  Databases: " + ("PostgreSQL" if platform.config.database_url else f"SQLite under {platform.var_dir}"),
         "",
         f"  Demo accounts (password: {DEMO_PASSWORD}):",
         *(f"    {account.email:<24} roles: {', '.join(account.roles)}" for account in DEMO_ACCOUNTS),

@@ -20,9 +20,7 @@ def consumer(name: str, **task_options: Any) -> Callable[[Callable[[dict[str, An
     def decorate(handler: Callable[[dict[str, Any]], Any]) -> Any:
         @shared_task(name=name, acks_late=True, reject_on_worker_lost=True, **task_options)
         def task(*, message_id: str, payload: dict[str, Any]) -> bool:
-            return message_consume_once(
-                message_id=message_id, task_name=name, handler=lambda: handler(payload)
-            )
+            return message_consume_once(message_id=message_id, task_name=name, handler=lambda: handler(payload))
 
         task.handler = handler  # type: ignore[attr-defined]
         return task

@@ -27,9 +27,7 @@ def outbox_enqueue(*, routes: Route | Iterable[Route], payload: Any) -> list[Out
     body = asdict(payload) if is_dataclass(payload) else dict(payload)
     headers = {"request_id": current_request_id.get()}
     messages = [
-        OutboxMessage.objects.create(
-            task_name=route.task, queue=route.queue, payload=body, headers=headers
-        )
+        OutboxMessage.objects.create(task_name=route.task, queue=route.queue, payload=body, headers=headers)
         for route in route_list
     ]
     ids = [message.id for message in messages]

@@ -1,0 +1,148 @@
+"""Driving the real platform, run as separate processes, from end-to-end tests.
+
+One platform per test session (starting it costs ~20-40 s): the gateway, every service's web
+instance and Celery worker, on free ports, with their own databases (PostgreSQL when
+``DATABASE_URL`` points at a server, else SQLite files in a temporary folder), Redis from
+``REDIS_URL`` (else embedded) and a separate embedded broker that a test can stop and start.
+
+Tests that kill or add instances must leave one healthy instance of every service behind them
+(``platform.ensure_one_instance_each()`` does that).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from bazaar_common.demo import DEMO_PASSWORD
+from bazaar_common.discovery import RedisRegistry
+from bazaar_devtools.platform import (
+    ALL_PROJECTS,
+    EmbeddedRedis,
+    Platform,
+    PlatformConfig,
+    Proc,
+    database_base_name,
+    free_port,
+    with_database_name,
+)
+
+# Short discovery timings so that tests about instances coming and going run in seconds.
+E2E_ENV = {
+    "DISCOVERY_TTL_SECONDS": "3",
+    "DISCOVERY_HEARTBEAT_SECONDS": "1",
+    "DISCOVERY_CACHE_SECONDS": "0.5",
+    "LOG_LEVEL": "INFO",
+}
+
+
+class E2EPlatform:
+    """What a test uses to drive the running platform."""
+
+    def __init__(self, platform: Platform, broker: EmbeddedRedis) -> None:
+        self.platform = platform
+        self.broker = broker
+        self.gateway_url = f"http://127.0.0.1:{platform.config.gateway_port}"
+        self.redis_url = platform.redis_url
+        self.registry = RedisRegistry.from_url(platform.redis_url, cache_seconds=0)
+        self.http = requests.Session()
+
+    # --- processes ---------------------------------------------------------------------------
+    def instances(self, service: str) -> list[Proc]:
+        return [p for p in self.platform.procs if p.service == service and p.kind == "web" and p.alive]
+
+    def workers(self, service: str) -> list[Proc]:
+        return [p for p in self.platform.procs if p.service == service and p.kind == "worker" and p.alive]
+
+    def url(self, service: str) -> str:
+        return self.instances(service)[0].url
+
+    def start_instance(self, service: str, **env: str) -> Proc:
+        """One more web instance of ``service``; returns once it answers /readyz."""
+        spec_proc = self.platform.web_proc(next(s for s in ALL_PROJECTS if s.name == service))
+        spec_proc.env.update(env)
+        self.platform.spawn(spec_proc)
+        self.platform.wait_ready(spec_proc)
+        return spec_proc
+
+    def stop_instance(self, proc: Proc, sig: int = signal.SIGTERM) -> None:
+        self.platform.stop(proc, sig)
+
+    def kill_instance(self, proc: Proc) -> None:
+        """SIGKILL the whole process group, as when a machine or container dies."""
+        self.platform.stop(proc, signal.SIGKILL)
+
+    def start_worker(self, service: str) -> Proc:
+        return self.platform.start_worker(service)
+
+    def ensure_one_instance_each(self) -> None:
+        for spec in ALL_PROJECTS:
+            if spec.name == "gateway":
+                continue
+            if not self.instances(spec.name):
+                self.start_instance(spec.name)
+            if spec.has_worker and not self.workers(spec.name):
+                self.platform.start_worker(spec.name, beat=True)
+
+    def wait_registered(self, service: str, count: int, timeout: float = 15) -> list[Any]:
+        return wait_for(lambda: (found := self.registry.lookup(service)) and len(found) == count and found,
+                        timeout, f"{count} registered {service} instance(s)")  # fmt: skip
+
+    # --- HTTP through the gateway ------------------------------------------------------------
+    def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        kwargs.setdefault("timeout", 30)
+        return self.http.request(method, f"{self.gateway_url}{path}", headers=headers, **kwargs)
+
+    def token(self, email: str, password: str = DEMO_PASSWORD) -> str:
+        response = self.api("POST", "/api/v1/auth/token", json={"email": email, "password": password})
+        assert response.status_code == 200, response.text
+        return response.json()["access"]
+
+    def register_customer(self) -> tuple[str, str]:
+        """A fresh customer account; returns (email, access token)."""
+        email = f"shopper-{uuid.uuid4().hex[:10]}@example.com"
+        password = f"Pw-{uuid.uuid4().hex}"
+        response = self.api("POST", "/api/v1/auth/register", json={"email": email, "password": password})
+        assert response.status_code == 201, response.text
+        return email, self.token(email, password)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def e2e_config(var_dir: Any) -> tuple[PlatformConfig, list[str]]:
+    run_id = uuid.uuid4().hex[:6]
+    database_url = os.environ.get("DATABASE_URL") or None
+    databases: list[str] = []
+    if database_url and database_url.startswith("postgres"):
+        base = f"{database_base_name(database_url)}_{run_id}"
+        database_url = with_database_name(database_url, base)
+        databases = [with_database_name(database_url, f"{base}_{spec.name}") for spec in ALL_PROJECTS]
+    else:
+        database_url = None
+    config = PlatformConfig(
+        var_dir=var_dir,
+        gateway_port=free_port(),
+        port_base=20000 + (int(run_id, 16) % 400) * 100,
+        database_url=database_url,
+        redis_url=os.environ.get("REDIS_URL") or None,
+        extra_env=dict(E2E_ENV),
+        worker_concurrency=2,
+    )
+    return config, databases

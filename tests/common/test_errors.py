@@ -1,0 +1,89 @@
+"""Every error is a JSON problem (RFC 9457) naming the field and reason; never an HTML page."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework import serializers
+from rest_framework.test import APIRequestFactory
+from rest_framework.views import APIView
+
+from bazaar_common.errors import ServiceUnavailable, flatten_field_errors, problem_exception_handler
+
+
+class _Input(serializers.Serializer):
+    quantity = serializers.IntegerField(min_value=1)
+    lines = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class _EchoApi(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def post(self, request):
+        _Input(data=request.data).is_valid(raise_exception=True)
+        raise ServiceUnavailable("The catalog is unavailable.", retry_after=7)
+
+
+def _call(body):
+    request = APIRequestFactory().post("/echo", body, format="json")
+    return _EchoApi.as_view()(request).render()
+
+
+def test_validation_error_is_a_problem_listing_each_field_and_reason():
+    response = _call({"quantity": 0})
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.data == {
+        "type": "about:blank",
+        "title": "Invalid request",
+        "status": 400,
+        "detail": "One or more fields are invalid.",
+        "errors": [{"field": "quantity", "reason": "Ensure this value is greater than or equal to 1."}],
+    }
+
+
+def test_dependency_fault_is_503_with_retry_after():
+    response = _call({"quantity": 2})
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "7"
+    assert response.data["detail"] == "The catalog is unavailable."
+    assert response.data["code"] == "service_unavailable"
+
+
+def test_nested_errors_are_flattened_with_dotted_paths():
+    detail = {"items": [{}, {"quantity": ["Must be at least 1."]}], "non_field_errors": ["Empty."]}
+
+    assert flatten_field_errors(detail) == [
+        {"field": "items.1.quantity", "reason": "Must be at least 1."},
+        {"field": "non_field_errors", "reason": "Empty."},
+    ]
+
+
+def test_an_exception_drf_does_not_know_is_left_for_the_json_500_middleware():
+    assert problem_exception_handler(RuntimeError("boom"), {}) is None
+
+
+@pytest.mark.django_db
+def test_unknown_url_is_a_json_404_not_an_html_page(client):
+    response = client.get("/no/such/page")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json() == {"type": "about:blank", "title": "Not found", "status": 404}
+
+
+@pytest.mark.django_db
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok", "service": "catalog"}
+    assert client.get("/readyz").json() == {"status": "ready", "service": "catalog"}
+
+
+def test_request_id_is_kept_when_valid_and_replaced_when_not(client, db):
+    kept = client.get("/healthz", HTTP_X_REQUEST_ID="req-12345678")
+    replaced = client.get("/healthz", HTTP_X_REQUEST_ID="bad id\nwith newline")
+
+    assert kept["X-Request-ID"] == "req-12345678"
+    assert len(replaced["X-Request-ID"]) == 32
+    assert replaced["X-Request-ID"] != "bad id\nwith newline"
