@@ -5,13 +5,15 @@ BIN := $(VENV)/bin
 PROJECTS := common auth_service catalog_service order_service profile_service gateway devtools
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up test lint format instance bench-gateway load clean
+.PHONY: help install up test lint format instance bench-gateway load chart-check clean
 
 help:
 	@echo "make up             run the whole platform (gateway on http://127.0.0.1:8000)"
 	@echo "make test           lint, migration check, every service's tests and the end-to-end suite"
 	@echo "make instance SERVICE=catalog   one more instance of a service into the running platform"
 	@echo "make bench-gateway  gateway throughput/latency benchmark"
+	@echo "make load           Locust load test against a running platform (make up first)"
+	@echo "make chart-check    lint, render and validate the Helm chart"
 	@echo "make lint | format | clean"
 
 $(STAMP): requirements/constraints.txt requirements/dev.txt $(foreach p,$(PROJECTS),$(p)/pyproject.toml)
@@ -42,6 +44,14 @@ instance: install
 
 bench-gateway: install
 	$(BIN)/python -m bazaar_devtools.bench_gateway
+
+load: install
+	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -r requirements/load.txt
+	$(BIN)/locust -f devtools/locustfile.py --headless --host http://127.0.0.1:$${GATEWAY_PORT:-8000} \
+		--users $${USERS:-50} --spawn-rate $${SPAWN_RATE:-10} --run-time $${RUN_TIME:-60s} --only-summary
+
+chart-check:
+	bash charts/check.sh
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
