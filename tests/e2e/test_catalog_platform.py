@@ -73,14 +73,14 @@ def test_merchant_creates_restocks_and_customers_see_it_at_once(platform):
 
 
 def test_the_catalog_worker_reserves_and_replies(platform):
-    # given: a product with 2 units, and two orders' reserve commands sent by task name
+    # given: a product with 2 units, and two orders of 2 units each sent by task name
     token = platform.token(DEMO_MERCHANT.email, DEMO_PASSWORD)
     sku = f"E2E-{uuid.uuid4().hex[:8]}"
     body = {"sku": sku, "name": f"Kite {sku}", "price": "5.00", "initial_stock": 2}
     created = platform.api("POST", f"{MERCHANT}/products", token, json=body)
     product_id = created.json()["id"]
     sender = Celery(broker=platform.broker.url)
-    for quantity in (2, 1):
+    for quantity in (2, 2):
         lines = [{"product_id": product_id, "quantity": quantity}]
         payload = {"order_id": f"e2e-{uuid.uuid4()}", "lines": lines}
         sender.send_task(
@@ -89,7 +89,7 @@ def test_the_catalog_worker_reserves_and_replies(platform):
             queue="catalog",
         )
 
-    # then: the worker holds the first order's two units and rejects the second; stock never < 0
+    # then: whichever the worker handles first is held, the other is rejected; stock never < 0
     _wait(lambda: _available(platform, product_id) == 0, 30, "the reservation to show")
     time.sleep(1.5)
     assert _available(platform, product_id) == 0

@@ -1,0 +1,253 @@
+"""The public catalog API (no token needed): product list and detail, the category tree.
+
+Responses are rendered once, cached in Redis under version keys (see ``cache``) and carry a strong
+``ETag``; ``If-None-Match`` with a current tag answers 304 without a body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from catalog_service.products import cache, selectors
+from catalog_service.products.models import Product
+
+MAX_PAGE_SIZE = 100
+# Ids are 64-bit database integers; a larger number names nothing (and must not reach the driver).
+MAX_ID = 2**63 - 1
+DEFAULT_PAGE_SIZE = 20
+
+
+def merchant_brief(product: Product) -> dict[str, Any]:
+    return {"id": product.merchant_id, "name": product.merchant.name, "slug": product.merchant.slug}
+
+
+def category_brief(product: Product) -> dict[str, Any] | None:
+    if product.category_id is None:
+        return None
+    return {"id": product.category_id, "name": product.category.name, "slug": product.category.slug}
+
+
+def product_summary(product: Product) -> dict[str, Any]:
+    return {
+        "id": product.pk,
+        "sku": product.sku,
+        "name": product.name,
+        "slug": product.slug,
+        "price": f"{product.price:.2f}",
+        "currency": product.currency,
+        "available": max(product.available, 0),
+        "in_stock": product.available > 0,
+        "image_url": product.image_urls[0] if product.image_urls else None,
+        "merchant": merchant_brief(product),
+        "category": category_brief(product),
+        "created_at": product.created_at,
+    }
+
+
+def product_document(product: Product) -> dict[str, Any]:
+    return {
+        **product_summary(product),
+        "description": product.description,
+        "image_urls": product.image_urls,
+        "attributes": product.attributes,
+        "updated_at": product.updated_at,
+    }
+
+
+def cached_json_response(request: Request, rendered: cache.CachedBody) -> HttpResponse:
+    headers = {"ETag": rendered.etag, "Cache-Control": "no-cache"}
+    if cache.etag_matches(request.headers.get("If-None-Match"), rendered.etag):
+        return HttpResponse(status=304, headers=headers)
+    return HttpResponse(rendered.body, content_type="application/json", headers=headers)
+
+
+class StrictQueryParams(serializers.Serializer):
+    """Query-parameter validation: unknown or repeated parameters are errors, never ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        errors = {}
+        for name, values in data.lists():
+            if name not in self.fields:
+                errors[name] = ["Unknown query parameter."]
+            elif len(values) > 1:
+                errors[name] = ["Give this parameter once."]
+        if errors:
+            raise ValidationError(errors)
+        return super().to_internal_value({name: data.get(name) for name in data})
+
+
+def reject_query_params(request: Request) -> None:
+    """For endpoints that take no query parameters: any given is an error, not ignored."""
+    if request.query_params:
+        raise ValidationError({name: ["Unknown query parameter."] for name in request.query_params})
+
+
+def strict_bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise serializers.ValidationError("Must be true or false.")
+
+
+class ProductListApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+
+    class FilterSerializer(StrictQueryParams):
+        q = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
+        category = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+        merchant = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+        price_min = serializers.DecimalField(
+            required=False, max_digits=10, decimal_places=2, min_value=0, coerce_to_string=False
+        )
+        price_max = serializers.DecimalField(
+            required=False, max_digits=10, decimal_places=2, min_value=0, coerce_to_string=False
+        )
+        in_stock = serializers.CharField(required=False)
+        ordering = serializers.ChoiceField(required=False, choices=sorted(selectors.ORDERINGS))
+        page = serializers.IntegerField(required=False, min_value=1, default=1)
+        page_size = serializers.IntegerField(
+            required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE
+        )
+
+        def validate_in_stock(self, value: str) -> bool:
+            return strict_bool(value)
+
+        def validate_category(self, value: int) -> int:
+            if not selectors.category_exists(category_id=value):
+                raise serializers.ValidationError("No category with this id.")
+            return value
+
+        def validate_merchant(self, value: int) -> int:
+            if not selectors.merchant_exists(merchant_id=value):
+                raise serializers.ValidationError("No merchant with this id.")
+            return value
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            low, high = attrs.get("price_min"), attrs.get("price_max")
+            if low is not None and high is not None and low > high:
+                raise ValidationError({"price_max": ["Must not be below price_min."]})
+            return attrs
+
+    @extend_schema(
+        operation_id="catalog_products_list",
+        summary="Browse the catalog",
+        parameters=[
+            OpenApiParameter("q", str, description="Full-text search over name, SKU and description."),
+            OpenApiParameter("category", int, description="A category id; its descendants are included."),
+            OpenApiParameter("merchant", int),
+            OpenApiParameter("price_min", OpenApiTypes.DECIMAL),
+            OpenApiParameter("price_max", OpenApiTypes.DECIMAL),
+            OpenApiParameter("in_stock", bool),
+            OpenApiParameter("ordering", str, enum=sorted(selectors.ORDERINGS)),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int, description=f"At most {MAX_PAGE_SIZE}."),
+        ],
+        responses={
+            200: inline_serializer(
+                "ProductPage",
+                {
+                    "count": serializers.IntegerField(),
+                    "page": serializers.IntegerField(),
+                    "page_size": serializers.IntegerField(),
+                    "next": serializers.CharField(allow_null=True),
+                    "previous": serializers.CharField(allow_null=True),
+                    "results": serializers.ListField(child=serializers.DictField()),
+                },
+            ),
+            304: OpenApiResponse(description="Not modified (If-None-Match)."),
+            400: OpenApiResponse(description="A bad query parameter, named in errors[].field."),
+        },
+    )
+    def get(self, request: Request) -> HttpResponse:
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        key = cache.list_cache_key(dict(data))
+        rendered = cache.cached_body(key, lambda: self._page(request, data))
+        return cached_json_response(request, rendered)
+
+    @staticmethod
+    def _page(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+        filters = selectors.ProductFilters(
+            q=data.get("q", ""),
+            category_id=data.get("category"),
+            merchant_id=data.get("merchant"),
+            price_min=data.get("price_min"),
+            price_max=data.get("price_max"),
+            in_stock=data.get("in_stock"),
+            ordering=data.get("ordering"),
+        )
+        queryset = selectors.product_list_public(filters=filters)
+        page, size = data["page"], data["page_size"]
+        count = queryset.count()
+        last_page = max((count + size - 1) // size, 1)
+        if page > last_page:
+            raise ValidationError({"page": [f"This page is past the last page ({last_page})."]})
+        items = list(queryset[(page - 1) * size : page * size])
+        return {
+            "count": count,
+            "page": page,
+            "page_size": size,
+            "next": _page_link(request, page + 1) if page < last_page else None,
+            "previous": _page_link(request, page - 1) if page > 1 else None,
+            "results": [product_summary(product) for product in items],
+        }
+
+
+def _page_link(request: Request, page: int) -> str:
+    query = request.query_params.copy()
+    query["page"] = str(page)
+    return f"{request.path}?{query.urlencode()}"
+
+
+class ProductDetailApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+
+    @extend_schema(
+        operation_id="catalog_products_retrieve",
+        summary="One product",
+        responses={
+            200: OpenApiResponse(description="The product document."),
+            304: OpenApiResponse(description="Not modified (If-None-Match)."),
+            404: OpenApiResponse(description="No active product with this id."),
+        },
+    )
+    def get(self, request: Request, product_id: int) -> HttpResponse:
+        reject_query_params(request)
+
+        def build() -> dict[str, Any]:
+            product = selectors.product_get_public(product_id=product_id)
+            if product is None:
+                raise NotFound("No such product.")
+            return product_document(product)
+
+        rendered = cache.cached_body(cache.detail_cache_key(product_id), build)
+        return cached_json_response(request, rendered)
+
+
+class CategoryTreeApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[type] = []
+
+    @extend_schema(
+        operation_id="catalog_categories_tree",
+        summary="The category tree",
+        responses={200: OpenApiResponse(description="[{id, name, slug, children: [...]}]")},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        reject_query_params(request)
+        rendered = cache.cached_body(cache.categories_cache_key(), lambda: {"results": selectors.category_tree()})
+        return cached_json_response(request, rendered)
