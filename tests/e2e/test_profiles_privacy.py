@@ -150,3 +150,53 @@ def test_erasure_waits_for_a_stopped_auth_worker_then_completes(platform, shoppe
         _wait(lambda: _login_status(platform, shopper) == 401, 60, "auth to deactivate the account")
     finally:
         platform.ensure_one_instance_each()
+
+
+def _buy_one_product(platform, shopper: Shopper) -> dict:
+    products = platform.api("GET", "/api/v1/catalog/products", params={"page_size": 50}).json()["results"]
+    product = next(p for p in products if p["available"] > 0)
+    response = platform.api(
+        "POST",
+        "/api/v1/orders",
+        shopper.token,
+        json={"items": [{"product_id": product["id"], "quantity": 1}]},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_checkout_copies_the_default_address_then_export_and_erasure_cover_the_order(platform, shopper):
+    address = {
+        "full_name": "Jane Doe",
+        "line1": "Main Street 1",
+        "line2": "",
+        "city": "Berlin",
+        "postal_code": "10115",
+        "region": "",
+        "country": "DE",
+        "phone": "+4930901820",
+    }
+    created = platform.api("POST", f"{ME}/addresses", shopper.token, json=address)
+    assert created.status_code == 201, created.text
+
+    order = _buy_one_product(platform, shopper)
+
+    assert order["shipping_address"] == address
+    export = platform.api("GET", f"{ME}/export", shopper.token)
+    assert export.status_code == 200, export.text
+    assert [o["id"] for o in export.json()["orders"]] == [order["id"]]
+    assert export.json()["orders"][0]["shipping_address"] == address
+
+    assert platform.api("DELETE", ME, shopper.token, json={"password": shopper.password}).status_code == 204
+
+    support = platform.token(DEMO_SUPPORT.email)
+
+    def anonymised_order() -> dict | None:
+        body = platform.api("GET", f"/api/v1/orders/{order['id']}", support).json()
+        return body if body["customer_email"] is None and body["shipping_address"] is None else None
+
+    after = _wait(anonymised_order, 60, "the order service to anonymise the order")
+    assert after["totals"] == order["totals"]
+    assert [line["product_id"] for line in after["lines"]] == [line["product_id"] for line in order["lines"]]
+    _wait(lambda: _login_status(platform, shopper) == 401, 60, "auth to deactivate the account")
