@@ -1,1 +1,1 @@
-"""The auth service: Accounts, roles, JWT issuing (JWKS), service credentials, staff sign-in for every admin."""
+"""The auth service: accounts, roles, JWT issuing (JWKS), service credentials, staff sign-in to admins."""

@@ -1,11 +1,107 @@
 """Settings of the auth service: the shared base from bazaar_common, then its own."""
 
-from bazaar_common.settings import build_settings
+from datetime import timedelta
+
+from django.core.exceptions import ImproperlyConfigured
+
+from bazaar_common.settings import (
+    build_settings,
+    env,
+    env_int,
+    redis_url,
+    repo_var_dir,
+    require_env,
+)
 
 globals().update(
     build_settings(
         service="auth",
         package="auth_service",
-        apps=["auth_service.accounts"],
+        apps=["rest_framework_simplejwt.token_blacklist", "auth_service.accounts"],
     )
 )
+DEBUG: bool = globals()["DEBUG"]
+
+# --- Accounts ------------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+# Argon2id for every new hash; PBKDF2 stays listed only so that a hash made elsewhere still verifies
+# and is upgraded to Argon2 at the next successful sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+# This service's own admin checks the credentials in-process (other services ask over HTTP).
+BAZAAR_ADMIN_CREDENTIALS_CHECK = "auth_service.accounts.services.admin_credentials_check"
+
+# --- Tokens --------------------------------------------------------------------------------------
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_TOKEN_LIFETIME_SECONDS", 300)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_REFRESH_TOKEN_LIFETIME_SECONDS", 24 * 3600)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "ALGORITHM": "RS256",
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "TOKEN_TYPE_CLAIM": "token_type",
+    "JTI_CLAIM": "jti",
+    "UPDATE_LAST_LOGIN": False,
+}
+SERVICE_TOKEN_LIFETIME_SECONDS = env_int("SERVICE_TOKEN_LIFETIME_SECONDS", 300)
+# "client_id:secret,..." — each service's own credential for /internal/v1/auth/service-token.
+SERVICE_CREDENTIALS = require_env("SERVICE_CREDENTIALS", debug=DEBUG, dev_default="")
+
+# Signing keys: JWT_SIGNING_KEYS (JSON {kid: PEM}) or JWT_SIGNING_KEYS_DIR (<kid>.pem files).
+# Development generates a key into var/keys/ on first run; production refuses to start without.
+JWT_SIGNING_KEYS = env("JWT_SIGNING_KEYS", "") or ""
+JWT_SIGNING_KEYS_DIR = env("JWT_SIGNING_KEYS_DIR", "") or ""
+JWT_CURRENT_KID = env("JWT_CURRENT_KID", "") or ""
+if JWT_SIGNING_KEYS:
+    JWT_SIGNING_KEYS_SOURCE = "env"
+elif JWT_SIGNING_KEYS_DIR:
+    JWT_SIGNING_KEYS_SOURCE = "dir"
+elif DEBUG:
+    JWT_SIGNING_KEYS_SOURCE = "dir"
+    JWT_SIGNING_KEYS_DIR = str(repo_var_dir() / "keys")
+else:
+    raise ImproperlyConfigured(
+        "JWT_SIGNING_KEYS or JWT_SIGNING_KEYS_DIR is not set. The auth service needs its RS256 "
+        "signing keys when DEBUG is off (see auth_service/README.md, 'Signing keys')."
+    )
+# The service's own token verifier reads the published keys in-process.
+BAZAAR_LOCAL_JWKS = "auth_service.accounts.keys.local_jwks_document"
+
+# --- Brute force ---------------------------------------------------------------------------------
+ABUSE_REDIS_URL = env("ABUSE_REDIS_URL", redis_url()) or redis_url()
+LOGIN_MAX_FAILURES_PER_ACCOUNT = env_int("LOGIN_MAX_FAILURES_PER_ACCOUNT", 5)
+LOGIN_MAX_FAILURES_PER_ADDRESS = env_int("LOGIN_MAX_FAILURES_PER_ADDRESS", 30)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+PASSWORD_RESET_MAX_PER_ACCOUNT = env_int("PASSWORD_RESET_MAX_PER_ACCOUNT", 3)
+PASSWORD_RESET_MAX_PER_ADDRESS = env_int("PASSWORD_RESET_MAX_PER_ADDRESS", 20)
+PASSWORD_RESET_WINDOW_SECONDS = env_int("PASSWORD_RESET_WINDOW_SECONDS", 3600)
+# Development and the end-to-end suites sign many accounts up from one address (127.0.0.1).
+REGISTER_MAX_PER_ADDRESS = env_int("REGISTER_MAX_PER_ADDRESS", 1000 if DEBUG else 20)
+REGISTER_WINDOW_SECONDS = env_int("REGISTER_WINDOW_SECONDS", 3600)
+
+# --- Password reset mail -------------------------------------------------------------------------
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_SECONDS", 3600)
+# Where the reset link points (the storefront's page that posts to .../password/reset/confirm).
+PASSWORD_RESET_URL = env("PASSWORD_RESET_URL", "http://127.0.0.1:8000/reset-password?uid={uid}&token={token}") or ""
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "Bazaar <no-reply@bazaar.test>")
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "") or ""
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "") or ""
+EMAIL_USE_TLS = (env("EMAIL_USE_TLS", "0") or "0").lower() in {"1", "true", "yes", "on"}
+
+# --- Periodic tasks (beat runs embedded in one auth worker) ---------------------------------------
+CELERY_BEAT_SCHEDULE = {
+    "auth-flush-expired-tokens": {
+        "task": "auth.flush_expired_tokens",
+        "schedule": float(env_int("AUTH_FLUSH_EXPIRED_TOKENS_SECONDS", 3600)),
+        "options": {"queue": "auth"},
+    }
+}

@@ -27,3 +27,7 @@ class JWTAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="bazaar"'
+
+
+# Registers the OpenAPI security scheme for this class (drf-spectacular finds extensions on import).
+from bazaar_common.auth import schema as _schema  # noqa: E402, F401
