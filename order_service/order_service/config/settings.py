@@ -1,6 +1,6 @@
 """Settings of the orders service: the shared base from bazaar_common, then its own."""
 
-from bazaar_common.settings import build_settings
+from bazaar_common.settings import build_settings, env, env_int
 
 globals().update(
     build_settings(
@@ -9,3 +9,23 @@ globals().update(
         apps=["order_service.orders"],
     )
 )
+
+# How long a customer has to pay a reserved order before it is cancelled and its stock released.
+ORDER_PAYMENT_TIMEOUT_SECONDS = env_int("ORDER_PAYMENT_TIMEOUT_SECONDS", 15 * 60)
+# A pending order whose reservation the catalog never answered is cancelled after this long.
+ORDER_PENDING_TIMEOUT_SECONDS = env_int("ORDER_PENDING_TIMEOUT_SECONDS", 60 * 60)
+# The catalog's own hold must outlive our payment window, so a late payment never meets
+# stock the catalog already gave back; our expiry releases it first.
+CATALOG_RESERVATION_SECONDS = env_int("CATALOG_RESERVATION_SECONDS", 2 * ORDER_PAYMENT_TIMEOUT_SECONDS + 300)
+ORDER_EXPIRY_INTERVAL_SECONDS = env_int("ORDER_EXPIRY_INTERVAL_SECONDS", 60)
+MERCHANT_IDS_CACHE_SECONDS = env_int("MERCHANT_IDS_CACHE_SECONDS", 60)
+PAYMENT_PROVIDER_CLASS = env("PAYMENT_PROVIDER_CLASS", "order_service.orders.payments.SimulatedPaymentProvider")
+PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", "EUR")
+
+CELERY_BEAT_SCHEDULE = {
+    "orders-expire-unpaid": {
+        "task": "orders.expire_unpaid",
+        "schedule": float(ORDER_EXPIRY_INTERVAL_SECONDS),
+        "options": {"queue": "orders"},
+    },
+}

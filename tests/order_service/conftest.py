@@ -1,0 +1,257 @@
+"""Fixtures of the order service's tests.
+
+``neighbours`` runs one real HTTP server in this process that answers the internal endpoints the
+order service calls (auth's service token, the catalog's products and merchants, the profiles'
+default address) and registers it in the real discovery registry (Redis), so every call goes
+through the real service client: discovery, service token, timeouts, breakers. The e2e suite runs
+the real services instead.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from factories import MERCHANT_A
+from rest_framework.test import APIClient
+
+from bazaar_common.auth import service_tokens
+from bazaar_common.auth.testing import make_token
+from bazaar_common.auth.tokens import InvalidToken, verify_access_token
+from bazaar_common.discovery import Instance, get_registry
+
+
+@dataclass
+class Neighbours:
+    """The state the fake neighbours serve; tests change it freely."""
+
+    products: dict[int, dict[str, Any]] = field(default_factory=dict)
+    merchants_of_user: dict[str, list[int]] = field(default_factory=dict)
+    addresses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    base_url: str = ""
+    _instances: list[Instance] = field(default_factory=list)
+
+    def add_product(
+        self, product_id: int, *, price: str = "10.00", merchant_id: int = MERCHANT_A, active: bool = True
+    ) -> dict[str, Any]:
+        product = {
+            "id": product_id,
+            "merchant_id": merchant_id,
+            "sku": f"SKU-{product_id}",
+            "name": f"Product {product_id}",
+            "price": price,
+            "currency": "EUR",
+            "is_active": active,
+            "available": 100,
+        }
+        self.products[product_id] = product
+        return product
+
+    def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+        if (method, path) == ("POST", "/internal/v1/auth/service-token"):
+            token = make_token("service:orders", ("service",))
+            return 200, {"access": token, "expires_in": 300}
+        if path == "/internal/v1/catalog/products":
+            ids = [int(i) for i in query.get("ids", [""])[0].split(",") if i]
+            return 200, {
+                "results": [self.products[i] for i in ids if i in self.products],
+                "missing": [i for i in ids if i not in self.products],
+            }
+        parts = path.strip("/").split("/")
+        if len(parts) == 6 and parts[:4] == ["internal", "v1", "catalog", "users"] and parts[5] == "merchants":
+            return 200, {"merchant_ids": self.merchants_of_user.get(parts[4], [])}
+        if parts[:3] == ["internal", "v1", "profiles"] and parts[-1] == "default-shipping-address":
+            address = self.addresses.get(parts[3])
+            return (200, {"id": 1, **address}) if address else (404, {"detail": "No default address."})
+        return 404, {"detail": "not found"}
+
+    def register(self, service: str, base_url: str | None = None) -> None:
+        registry = get_registry()
+        instance = Instance(
+            service=service,
+            instance_id=f"test-{service}-{uuid.uuid4().hex[:8]}",
+            base_url=base_url or self.base_url,
+        )
+        registry.register(instance)
+        registry.invalidate(service)
+        self._instances.append(instance)
+
+    def deregister(self, service: str) -> None:
+        registry = get_registry()
+        for instance in [i for i in self._instances if i.service == service]:
+            registry.deregister(service, instance.instance_id)
+            self._instances.remove(instance)
+        registry.invalidate(service)
+
+    def take_down(self, service: str) -> None:
+        """The service's only instance dies without deregistering: nothing listens there."""
+        self.deregister(service)
+        self.register(service, closed_port_url())
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # concurrent tests connect at once; the default backlog is 5
+    daemon_threads = True
+
+
+def _serve(neighbours: Neighbours) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            url = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length)) if length else None
+            neighbours.calls.append((self.command, url.path))
+            if url.path.startswith("/internal/v1/auth/"):
+                status, answer = neighbours.answer(self.command, url.path, parse_qs(url.query), body)
+            else:
+                status, answer = self._as_service(url, body)
+            payload = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def _as_service(self, url: Any, body: Any) -> tuple[int, Any]:
+            # Like the real internal endpoints: only a valid service token gets an answer.
+            header = self.headers.get("Authorization", "")
+            try:
+                principal = verify_access_token(header.removeprefix("Bearer "))
+            except InvalidToken:
+                return 401, {"detail": "service token required"}
+            if not principal.is_service:
+                return 403, {"detail": "services only"}
+            return neighbours.answer(self.command, url.path, parse_qs(url.query), body)
+
+        do_GET = do_POST = _handle  # noqa: N815 (http.server's naming)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = _Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def neighbours(monkeypatch: pytest.MonkeyPatch) -> Iterator[Neighbours]:
+    monkeypatch.setenv("SERVICE_CLIENT_ID", "orders")
+    monkeypatch.setenv("SERVICE_CLIENT_SECRET", "orders-test-secret")
+    service_tokens.forget_service_token()
+    state = Neighbours()
+    server = _serve(state)
+    host, port = server.server_address[:2]
+    state.base_url = f"http://{host}:{port}"
+    for service in ("auth", "catalog", "profiles"):
+        state.register(service)
+    yield state
+    for service in ("auth", "catalog", "profiles"):
+        state.deregister(service)
+    server.shutdown()
+    server.server_close()
+    service_tokens.forget_service_token()
+
+
+@pytest.fixture
+def customer_id() -> str:
+    return str(uuid.uuid4())
+
+
+CUSTOMER_EMAIL = "buyer@example.com"
+
+
+@pytest.fixture
+def customer(token_for, customer_id) -> APIClient:
+    """The customer ``customer_id``, whose token carries the email claim as the auth service's does."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_for(customer_id, ('customer',), email=CUSTOMER_EMAIL)}")
+    return client
+
+
+class OrderFlow:
+    """Drives an order through the API and the saga's real consumers (as the catalog's replies)."""
+
+    def __init__(self, client: APIClient, neighbours: Neighbours) -> None:
+        self.client = client
+        self.neighbours = neighbours
+
+    def checkout(self, items: list[tuple[int, int]], **headers: str) -> Any:
+        for product_id, _ in items:
+            if product_id not in self.neighbours.products:
+                self.neighbours.add_product(product_id)
+        body = {"items": [{"product_id": pid, "quantity": qty} for pid, qty in items]}
+        return self.client.post("/api/v1/orders", body, format="json", **headers)
+
+    def place(self, items: list[tuple[int, int]] = ((1, 2),)) -> str:
+        response = self.checkout(list(items))
+        assert response.status_code == 202, response.json()
+        return response.json()["id"]
+
+    @staticmethod
+    def reply_reserved(order_id: str, message_id: str | None = None) -> bool:
+        from order_service.orders.tasks import stock_reserved
+
+        return stock_reserved(message_id=message_id or str(uuid.uuid4()), payload={"order_id": order_id})
+
+    @staticmethod
+    def reply_rejected(order_id: str, shortages: list[dict[str, Any]], message_id: str | None = None) -> bool:
+        from order_service.orders.tasks import stock_rejected
+
+        return stock_rejected(
+            message_id=message_id or str(uuid.uuid4()),
+            payload={"order_id": order_id, "reason": "insufficient_stock", "shortages": shortages},
+        )
+
+    def place_reserved(self, items: list[tuple[int, int]] = ((1, 2),)) -> str:
+        order_id = self.place(items)
+        self.reply_reserved(order_id)
+        return order_id
+
+    def pay(self, order_id: str, card_token: str = "tok_success") -> Any:
+        return self.client.post(f"/api/v1/orders/{order_id}/pay", {"card_token": card_token}, format="json")
+
+    def place_paid(self, items: list[tuple[int, int]] = ((1, 2),)) -> str:
+        order_id = self.place_reserved(items)
+        assert self.pay(order_id).status_code == 200
+        return order_id
+
+    def get(self, order_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/api/v1/orders/{order_id}")
+        assert response.status_code == 200
+        return response.json()
+
+
+@pytest.fixture
+def flow(customer, neighbours) -> OrderFlow:
+    return OrderFlow(customer, neighbours)
+
+
+def outbox(task_name: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """The messages written to the outbox, oldest first, as (task name, payload)."""
+    from bazaar_common.outbox.models import OutboxMessage
+
+    messages = OutboxMessage.objects.order_by("created_at", "id")
+    if task_name:
+        messages = messages.filter(task_name=task_name)
+    return [(m.task_name, m.payload) for m in messages]
+
+
+@pytest.fixture
+def outbox_messages():
+    return outbox
