@@ -29,13 +29,16 @@ logger = logging.getLogger("bazaar.serve")
 
 
 class InstanceRegistration:
-    def __init__(self, registry: RedisRegistry, instance: Instance, interval: float) -> None:
+    def __init__(self, registry: RedisRegistry, instance: Instance, interval: float, ttl: float) -> None:
         self.registry = registry
         self.instance = instance
         self.interval = interval
         self._stopped = threading.Event()
         self._registered = False
-        self._http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=0.5, read=1.0))
+        # A busy instance answers slowly but is alive: only an instance that cannot answer within
+        # half the TTL is let go.
+        probe_timeout = urllib3.Timeout(connect=1.0, read=max(ttl / 2, 1.0))
+        self._http = urllib3.PoolManager(retries=False, timeout=probe_timeout)
 
     def _alive(self) -> bool:
         try:
@@ -122,10 +125,11 @@ def main(argv: list[str] | None = None) -> None:
         respawn_failed_workers=True,
     )
     if instance_url:
+        ttl = float(os.environ.get("DISCOVERY_TTL_SECONDS", "6"))
         registry = RedisRegistry.from_url(
             os.environ.get("DISCOVERY_REDIS_URL") or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
             prefix=os.environ.get("DISCOVERY_PREFIX", "bazaar:registry"),
-            ttl_seconds=float(os.environ.get("DISCOVERY_TTL_SECONDS", "6")),
+            ttl_seconds=ttl,
         )
         now = time.time()
         instance = Instance(
@@ -138,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
             heartbeat_at=now,
         )
         registration = InstanceRegistration(
-            registry, instance, float(os.environ.get("DISCOVERY_HEARTBEAT_SECONDS", "2"))
+            registry, instance, float(os.environ.get("DISCOVERY_HEARTBEAT_SECONDS", "2")), ttl
         )
         drain_delay = float(os.environ.get("DRAIN_DELAY_SECONDS", "1.5"))
         server.on_startup(lambda: (_wrap_stop_signals(registration, drain_delay), registration.start()))

@@ -35,10 +35,12 @@ from bazaar_devtools.platform import (
 
 # Short discovery timings so that tests about instances coming and going run in seconds.
 E2E_ENV = {
-    "DISCOVERY_TTL_SECONDS": "3",
+    "DISCOVERY_TTL_SECONDS": "4",
     "DISCOVERY_HEARTBEAT_SECONDS": "1",
     "DISCOVERY_CACHE_SECONDS": "0.5",
     "LOG_LEVEL": "INFO",
+    # Tasks of a killed worker come back after this, instead of the production hour.
+    "CELERY_VISIBILITY_TIMEOUT_SECONDS": "20",
 }
 
 
