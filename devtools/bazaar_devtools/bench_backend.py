@@ -8,6 +8,7 @@ rendering. Served by granian exactly like a service instance.
 from __future__ import annotations
 
 import os
+import time
 
 import django
 from django.conf import settings
@@ -53,11 +54,16 @@ PRODUCTS = [
 ]
 
 
+# A deliberately slower instance (to compare load balancers on unequal instances).
+DELAY_SECONDS = float(os.environ.get("BENCH_BACKEND_DELAY_MS", "0")) / 1000
+
+
 class ProductsApi(APIView):
     def get(self, request, path: str = ""):  # type: ignore[no-untyped-def]
+        if DELAY_SECONDS:
+            time.sleep(DELAY_SECONDS)
         return Response({"count": len(PRODUCTS), "next": None, "previous": None, "results": PRODUCTS})
 
 
 urlpatterns = [re_path(r"^(?P<path>.*)$", ProductsApi.as_view())]
 application = get_wsgi_application()
-os.environ.setdefault("BENCH_BACKEND", "1")

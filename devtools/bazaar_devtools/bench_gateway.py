@@ -1,7 +1,7 @@
 """Benchmark of the gateway's hot path: direct-to-service vs through the gateway, in one run.
 
-    python -m bazaar_devtools.bench_gateway [--duration 10] [--connections 16]
-        [--gateway-workers 1] [--gateway-threads 16] [--backends 1] [--balancer least_outstanding]
+    python -m bazaar_devtools.bench_gateway [--rounds 3] [--duration 5] [--connections 16]
+        [--gateway-workers 2] [--gateway-threads 4] [--backends 1] [--balancer least_outstanding]
 
 It starts what it needs: Redis (``REDIS_URL``, else an embedded redis-server), ``--backends``
 instances of a Django + DRF backend (:mod:`bazaar_devtools.bench_backend`, served by granian like a
@@ -224,17 +224,25 @@ def run_python_load(
     )  # fmt: skip
 
 
+def median_result(results: list[Result]) -> Result:
+    """The round with the median throughput."""
+    ordered = sorted(results, key=lambda result: result.rps)
+    return ordered[len(ordered) // 2]
+
+
 # ------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per loaded run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating direct/gateway rounds")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--load-threads", type=int, default=2)
-    parser.add_argument("--gateway-workers", type=int, default=1)
-    parser.add_argument("--gateway-threads", type=int, default=16)
+    parser.add_argument("--gateway-workers", type=int, default=2)
+    parser.add_argument("--gateway-threads", type=int, default=4)
     parser.add_argument("--backend-workers", type=int, default=1)
     parser.add_argument("--backend-threads", type=int, default=8)
     parser.add_argument("--backends", type=int, default=1, help="backend instances behind the gateway")
+    parser.add_argument("--skew-ms", type=float, default=0.0, help="extra latency of the second backend instance")
     parser.add_argument("--balancer", default="least_outstanding", choices=["least_outstanding", "round_robin"])
     parser.add_argument("--access-log", action="store_true", help="keep the gateway's access log on")
     parser.add_argument("--no-direct", action="store_true", help="measure only through the gateway")
@@ -247,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     from bazaar_common.auth import testing as auth_testing
     from bazaar_common.discovery import Instance, RedisRegistry
 
+    load_before = " ".join(f"{value:.2f}" for value in os.getloadavg())
     work = Path(tempfile.mkdtemp(prefix="bazaar-bench-"))
     processes: list[subprocess.Popen[bytes]] = []
     embedded = None
@@ -280,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                  "--port", str(port), "--workers", str(args.backend_workers),
                  "--blocking-threads", str(args.backend_threads), "--no-ws", "--log-level", "warning",
                  "bazaar_devtools.bench_backend:application"],
-                base_env, ROOT,
+                {**base_env, "BENCH_BACKEND_DELAY_MS": str(args.skew_ms if index == 1 else 0)}, ROOT,
             ))  # fmt: skip
             url = f"http://127.0.0.1:{port}"
             wait_http(url + "/ready")
@@ -311,22 +320,38 @@ def main(argv: list[str] | None = None) -> int:
         load("warm-up", backend_urls[0] + PATH, headers, 2, args.connections, args.load_threads)
         load("warm-up", gateway_url + PATH, headers, 2, args.connections, args.load_threads)
 
-        quiet_direct = load("direct, 1 connection", backend_urls[0] + PATH, headers, 3, 1, 1)
-        quiet_gateway = load("gateway, 1 connection", gateway_url + PATH, headers, 3, 1, 1)
-        results = [quiet_direct, quiet_gateway]
-        direct = None
-        if not args.no_direct:
-            direct = load(f"direct, {args.connections} connections", backend_urls[0] + PATH, headers,
-                          args.duration, args.connections, args.load_threads)  # fmt: skip
-            results.append(direct)
-        pids = process_tree(gateway.pid)
-        cpu_before = cpu_seconds(pids)
-        through = load(f"gateway, {args.connections} connections", gateway_url + PATH, headers,
-                       args.duration, args.connections, args.load_threads)  # fmt: skip
-        cpu_used = cpu_seconds(process_tree(gateway.pid)) - cpu_before
-        results.append(through)
-
+        # Direct and gateway runs alternate, round after round, and the median round counts: other
+        # load on the machine then hits both sides alike instead of skewing the ratio.
+        rounds: dict[str, list[Result]] = {"quiet_direct": [], "quiet_gateway": [], "direct": [], "gateway": []}
+        cpu_used = 0.0
+        gateway_requests = 0
+        for _ in range(args.rounds):
+            rounds["quiet_direct"].append(load("direct, 1 connection", backend_urls[0] + PATH, headers, 2, 1, 1))
+            rounds["quiet_gateway"].append(load("gateway, 1 connection", gateway_url + PATH, headers, 2, 1, 1))
+            if not args.no_direct:
+                rounds["direct"].append(
+                    load(
+                        f"direct, {args.connections} connections",
+                        backend_urls[0] + PATH,
+                        headers,
+                        args.duration,
+                        args.connections,
+                        args.load_threads,
+                    )  # fmt: skip
+                )
+            cpu_before = cpu_seconds(process_tree(gateway.pid))
+            through_round = load(f"gateway, {args.connections} connections", gateway_url + PATH, headers,
+                                 args.duration, args.connections, args.load_threads)  # fmt: skip
+            cpu_used += cpu_seconds(process_tree(gateway.pid)) - cpu_before
+            gateway_requests += through_round.requests
+            rounds["gateway"].append(through_round)
+        quiet_direct = median_result(rounds["quiet_direct"])
+        quiet_gateway = median_result(rounds["quiet_gateway"])
+        through = median_result(rounds["gateway"])
+        direct = median_result(rounds["direct"]) if rounds["direct"] else None
+        results = [quiet_direct, quiet_gateway, *([direct] if direct else []), through]
         print()
+        print(f"load average before the run: {load_before}; rounds: {args.rounds} (median shown)")
         print(f"gateway: {' '.join(gateway_command[1:])}  (balancer {args.balancer}, "
               f"{args.backends} backend(s), load: {load.__name__.removeprefix('run_')})")  # fmt: skip
         print(f"{'':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
@@ -335,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{result.label:32} {figures}")
         summary: dict[str, float] = {
             "added_p50_unloaded_ms": round(quiet_gateway.p50_ms - quiet_direct.p50_ms, 3),
-            "gateway_cpu_ms_per_request": round(cpu_used * 1000 / max(1, through.requests), 3),
+            "gateway_cpu_ms_per_request": round(cpu_used * 1000 / max(1, gateway_requests), 3),
         }
         if direct is not None:
             summary["throughput_ratio"] = round(through.rps / direct.rps, 3)

@@ -1,23 +1,18 @@
 """Fixtures of the order service's tests.
 
-``neighbours`` runs one real HTTP server in this process that answers the internal endpoints the
-order service calls (auth's service token, the catalog's products and merchants, the profiles'
-default address) and registers it in the real discovery registry (Redis), so every call goes
-through the real service client: discovery, service token, timeouts, breakers. The e2e suite runs
-the real services instead.
+``neighbours`` runs one real HTTP server in this process (a :class:`~bazaar_devtools.standin.StandIn`)
+that answers the internal endpoints the order service calls (auth's service token, the catalog's
+products and merchants, the profiles' default address) and registers it in the real discovery
+registry (Redis), so every call goes through the real service client: discovery, service token,
+timeouts, breakers. The e2e suite runs the real services instead.
 """
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from factories import MERCHANT_A
@@ -25,8 +20,9 @@ from rest_framework.test import APIClient
 
 from bazaar_common.auth import service_tokens
 from bazaar_common.auth.testing import make_token
-from bazaar_common.auth.tokens import InvalidToken, verify_access_token
-from bazaar_common.discovery import Instance, get_registry
+from bazaar_devtools.standin import Call, Registrations, StandIn, requires_service_token
+
+NEIGHBOUR_SERVICES = ("auth", "catalog", "profiles")
 
 
 @dataclass
@@ -36,9 +32,21 @@ class Neighbours:
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
     merchants_of_user: dict[str, list[int]] = field(default_factory=dict)
     addresses: dict[str, dict[str, Any]] = field(default_factory=dict)
-    calls: list[tuple[str, str]] = field(default_factory=list)
-    base_url: str = ""
-    _instances: list[Instance] = field(default_factory=list)
+    stand_in: StandIn = field(init=False)
+    registrations: Registrations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stand_in = StandIn(self.answer)
+        self.registrations = Registrations()
+
+    @property
+    def base_url(self) -> str:
+        return self.stand_in.base_url
+
+    @property
+    def calls(self) -> list[tuple[str, str]]:
+        """Every request received, as ``(method, path)``, oldest first."""
+        return [(call.method, call.path) for call in self.stand_in.calls]
 
     def add_product(
         self, product_id: int, *, price: str = "10.00", merchant_id: int = MERCHANT_A, active: bool = True
@@ -56,7 +64,15 @@ class Neighbours:
         self.products[product_id] = product
         return product
 
-    def answer(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
+    def answer(self, call: Call) -> tuple[int, Any]:
+        # auth's endpoints are how a caller gets its service token, so they cannot demand one;
+        # every other internal endpoint, like the real ones, answers only a valid service token.
+        if call.path.startswith("/internal/v1/auth/"):
+            return self._answer(call)
+        return requires_service_token(self._answer)(call)
+
+    def _answer(self, call: Call) -> tuple[int, Any]:
+        method, path, query = call.method, call.path, call.query
         if (method, path) == ("POST", "/internal/v1/auth/service-token"):
             token = make_token("service:orders", ("service",))
             return 200, {"access": token, "expires_in": 300}
@@ -75,78 +91,15 @@ class Neighbours:
         return 404, {"detail": "not found"}
 
     def register(self, service: str, base_url: str | None = None) -> None:
-        registry = get_registry()
-        instance = Instance(
-            service=service,
-            instance_id=f"test-{service}-{uuid.uuid4().hex[:8]}",
-            base_url=base_url or self.base_url,
-        )
-        registry.register(instance)
-        registry.invalidate(service)
-        self._instances.append(instance)
+        self.registrations.register(service, base_url or self.base_url)
 
     def deregister(self, service: str) -> None:
-        registry = get_registry()
-        for instance in [i for i in self._instances if i.service == service]:
-            registry.deregister(service, instance.instance_id)
-            self._instances.remove(instance)
-        registry.invalidate(service)
+        self.registrations.deregister(service)
 
     def take_down(self, service: str) -> None:
         """The service's only instance dies without deregistering: nothing listens there."""
         self.deregister(service)
-        self.register(service, closed_port_url())
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 128  # concurrent tests connect at once; the default backlog is 5
-    daemon_threads = True
-
-
-def _serve(neighbours: Neighbours) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            neighbours.calls.append((self.command, url.path))
-            if url.path.startswith("/internal/v1/auth/"):
-                status, answer = neighbours.answer(self.command, url.path, parse_qs(url.query), body)
-            else:
-                status, answer = self._as_service(url, body)
-            payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def _as_service(self, url: Any, body: Any) -> tuple[int, Any]:
-            # Like the real internal endpoints: only a valid service token gets an answer.
-            header = self.headers.get("Authorization", "")
-            try:
-                principal = verify_access_token(header.removeprefix("Bearer "))
-            except InvalidToken:
-                return 401, {"detail": "service token required"}
-            if not principal.is_service:
-                return 403, {"detail": "services only"}
-            return neighbours.answer(self.command, url.path, parse_qs(url.query), body)
-
-        do_GET = do_POST = _handle  # noqa: N815 (http.server's naming)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = _Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server
+        self.registrations.register_dead(service)
 
 
 @pytest.fixture
@@ -155,16 +108,12 @@ def neighbours(monkeypatch: pytest.MonkeyPatch) -> Iterator[Neighbours]:
     monkeypatch.setenv("SERVICE_CLIENT_SECRET", "orders-test-secret")
     service_tokens.forget_service_token()
     state = Neighbours()
-    server = _serve(state)
-    host, port = server.server_address[:2]
-    state.base_url = f"http://{host}:{port}"
-    for service in ("auth", "catalog", "profiles"):
+    state.stand_in.start()
+    for service in NEIGHBOUR_SERVICES:
         state.register(service)
     yield state
-    for service in ("auth", "catalog", "profiles"):
-        state.deregister(service)
-    server.shutdown()
-    server.server_close()
+    state.registrations.close()
+    state.stand_in.stop()
     service_tokens.forget_service_token()
 
 
