@@ -1,14 +1,25 @@
-"""Service discovery: instances register in Redis with a TTL renewed by a heartbeat.
+"""Service discovery: where the instances of a service are, and which of them are fit to serve.
 
-Layout in Redis (``{p}`` is ``DISCOVERY_PREFIX``, default ``bazaar:registry``):
+Two backends behind one client API (``instances(service)``, ``lookup``, ``services``, ``register``,
+``deregister``), chosen by ``DISCOVERY_BACKEND``:
 
-* ``{p}:services`` — set of service names ever registered;
-* ``{p}:{service}`` — set of instance ids of that service;
-* ``{p}:{service}:{instance_id}`` — JSON description, with a TTL. When the heartbeat stops (the
-  process died) the key expires and the instance is gone; readers drop stale ids from the set.
+* ``redis`` (default) — instances register themselves with a TTL renewed by a heartbeat and
+  deregister on shutdown. Layout (``{p}`` is ``DISCOVERY_PREFIX``, default ``bazaar:registry``):
+  ``{p}:services`` (set of names), ``{p}:{service}`` (set of instance ids),
+  ``{p}:{service}:{instance_id}`` (JSON description with a TTL: when the heartbeat stops the key
+  expires and the instance is gone; readers drop stale ids from the set).
+* ``static`` — a fixed list from ``DISCOVERY_STATIC="catalog=http://catalog:8000,auth=http://auth:8000"``
+  (a name may repeat for several instances). Meant for Kubernetes, where a Service already gives
+  a stable DNS name and kube-proxy spreads the load; registration is then a no-op.
 
-Readers cache a service's instances for ``DISCOVERY_CACHE_SECONDS`` (default 1 s) so that the
-gateway's hot path does not ask Redis on every request.
+Readers cache a service's instances for ``DISCOVERY_CACHE_SECONDS`` (default 1 s) so the gateway's
+hot path does not ask Redis on every request. When Redis cannot be reached, readers keep the last
+instances they knew (and retry Redis at most once a second) so routing goes on.
+
+:class:`HealthMonitor` is the active health check: it polls every instance's ``/readyz`` and takes
+an instance that fails it ``fall`` times in a row out of rotation until it passes again. When every
+instance of a service fails, all of them stay in rotation ("panic mode"): a shared dependency
+being down (Redis) must not turn into the gateway refusing everything.
 """
 
 from __future__ import annotations
@@ -17,16 +28,30 @@ import atexit
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
+
+# redis-py retries a refused connection with backoff for ~5 s by default; a registry read on the
+# hot path must fail within a second and fall back to the last known instances instead.
+FAST_FAILING_REDIS: dict[str, Any] = {
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 1.0,
+    "retry": Retry(NoBackoff(), 1),
+}
 
 
 @dataclass(frozen=True)
@@ -44,11 +69,24 @@ class Instance:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Instance:
-        return cls(**json.loads(raw))
+        data = json.loads(raw)
+        known = {key: value for key, value in data.items() if key in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Registry(Protocol):
+    def register(self, instance: Instance) -> None: ...
+    def deregister(self, service: str, instance_id: str) -> None: ...
+    def services(self) -> list[str]: ...
+    def lookup(self, service: str) -> list[Instance]: ...
+    def instances(self, service: str) -> list[Instance]: ...
+    def invalidate(self, service: str | None = None) -> None: ...
 
 
 class RedisRegistry:
     """The registry itself: write side for instances, read side for clients."""
+
+    backend = "redis"
 
     def __init__(
         self,
@@ -57,17 +95,21 @@ class RedisRegistry:
         prefix: str = "bazaar:registry",
         ttl_seconds: float = 6.0,
         cache_seconds: float = 1.0,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.redis = client
         self.prefix = prefix
         self.ttl_ms = int(ttl_seconds * 1000)
         self.cache_seconds = cache_seconds
+        self.retry_seconds = retry_seconds
         self._cache: dict[str, tuple[float, list[Instance]]] = {}
         self._lock = threading.Lock()
+        self.last_error: str | None = None
+        self.last_error_at = 0.0
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisRegistry:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        client = redis.Redis.from_url(url, **FAST_FAILING_REDIS)
         return cls(client, **kwargs)
 
     def _service_key(self, service: str) -> str:
@@ -117,17 +159,32 @@ class RedisRegistry:
         return alive
 
     def instances(self, service: str) -> list[Instance]:
-        """Live instances of ``service``, cached for ``cache_seconds``."""
-        now = time.monotonic()
+        """Live instances of ``service``, cached for ``cache_seconds``; the last known ones while
+        Redis is unreachable."""
         cached = self._cache.get(service)
+        now = time.monotonic()
         if cached is not None and now - cached[0] < self.cache_seconds:
             return cached[1]
         with self._lock:
             cached = self._cache.get(service)
+            now = time.monotonic()
             if cached is not None and now - cached[0] < self.cache_seconds:
                 return cached[1]
-            found = self.lookup(service)
-            self._cache[service] = (time.monotonic(), found)
+            try:
+                found = self.lookup(service)
+            except redis.RedisError as exc:
+                stale = cached[1] if cached is not None else []
+                # Keep routing to what we knew; ask Redis again after retry_seconds, not per request.
+                self._cache[service] = (now - self.cache_seconds + self.retry_seconds, stale)
+                if self.last_error is None or now - self.last_error_at > 10:
+                    logger.warning(
+                        "registry unreachable; using the last known instances",
+                        extra={"service": service, "instances": len(stale), "error": str(exc)},
+                    )
+                self.last_error, self.last_error_at = str(exc), now
+                return stale
+            self.last_error = None
+            self._cache[service] = (now, found)
             return found
 
     def invalidate(self, service: str | None = None) -> None:
@@ -137,17 +194,213 @@ class RedisRegistry:
             self._cache.pop(service, None)
 
 
+class StaticRegistry:
+    """A fixed set of instances (Kubernetes Services, or any stable DNS names)."""
+
+    backend = "static"
+
+    def __init__(self, instances: list[Instance]) -> None:
+        self._by_service: dict[str, list[Instance]] = {}
+        for instance in instances:
+            self._by_service.setdefault(instance.service, []).append(instance)
+
+    @classmethod
+    def from_spec(cls, spec: str) -> StaticRegistry:
+        """Parse ``"catalog=http://catalog:8000,catalog=http://catalog-b:8000,auth=http://auth:8000"``."""
+        instances = []
+        for item in spec.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            service, sep, url = item.partition("=")
+            url = url.strip().rstrip("/")
+            parts = urlsplit(url)
+            if not sep or not service.strip() or parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"DISCOVERY_STATIC entry {item!r} is not 'service=http://host:port'")
+            instances.append(
+                Instance(
+                    service=service.strip(),
+                    instance_id=f"{service.strip()}@{parts.netloc}",
+                    base_url=url,
+                    version="static",
+                    metadata={"backend": "static"},
+                )
+            )
+        return cls(instances)
+
+    def register(self, instance: Instance) -> None:
+        """The platform (Kubernetes) keeps the names; nothing to register."""
+
+    def deregister(self, service: str, instance_id: str) -> None:
+        """Nothing to remove: the platform stops routing to a terminating pod."""
+
+    def services(self) -> list[str]:
+        return sorted(self._by_service)
+
+    def lookup(self, service: str) -> list[Instance]:
+        return list(self._by_service.get(service, []))
+
+    def instances(self, service: str) -> list[Instance]:
+        return self._by_service.get(service, [])
+
+    def invalidate(self, service: str | None = None) -> None:
+        """Nothing cached."""
+
+
+# --------------------------------------------------------------------------------------------
+# Active health checks
+# --------------------------------------------------------------------------------------------
+@dataclass
+class HealthState:
+    healthy: bool = True
+    consecutive_failures: int = 0
+    last_checked: float = 0.0
+    last_status: str = "unchecked"
+
+
+class HealthMonitor:
+    """Polls ``/readyz`` of every known instance; ``filter()`` keeps the fit ones in rotation."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        interval: float = 2.0,
+        fall: int = 2,
+        rise: int = 1,
+        timeout: float = 1.0,
+        path: str = "/readyz",
+    ) -> None:
+        import urllib3
+
+        self.registry = registry
+        self.interval = interval
+        self.fall = fall
+        self.rise = rise
+        self.path = path
+        self._timeout = urllib3.Timeout(connect=min(0.5, timeout), read=timeout)
+        self._pool = urllib3.PoolManager(num_pools=64, maxsize=2, retries=False)
+        self.states: dict[str, HealthState] = {}
+        self._successes: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
+
+    def start(self) -> HealthMonitor:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="health-monitor", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check_all()
+            except Exception as exc:  # never let the monitor die
+                logger.warning("health check round failed", extra={"error": str(exc)})
+            self._stop.wait(self.interval)
+
+    def check_all(self) -> None:
+        try:
+            services = self.registry.services()
+        except redis.RedisError:
+            return  # keep the states we have; readers route to the last known instances
+        instances = [instance for service in services for instance in self.registry.instances(service)]
+        list(self._executor.map(self.check, instances))
+        alive = {instance.instance_id for instance in instances}
+        for instance_id in list(self.states):
+            if instance_id not in alive:
+                self.states.pop(instance_id, None)
+                self._successes.pop(instance_id, None)
+
+    def check(self, instance: Instance) -> bool:
+        try:
+            response = self._pool.request("GET", instance.base_url + self.path, timeout=self._timeout, redirect=False)
+            ok, status = response.status == 200, f"{response.status}"
+        except Exception as exc:
+            ok, status = False, exc.__class__.__name__
+        self._record(instance, ok, status)
+        return ok
+
+    def _record(self, instance: Instance, ok: bool, status: str) -> None:
+        state = self.states.setdefault(instance.instance_id, HealthState())
+        state.last_checked = time.time()
+        state.last_status = status
+        was_healthy = state.healthy
+        if ok:
+            state.consecutive_failures = 0
+            self._successes[instance.instance_id] = self._successes.get(instance.instance_id, 0) + 1
+            if not state.healthy and self._successes[instance.instance_id] >= self.rise:
+                state.healthy = True
+        else:
+            self._successes[instance.instance_id] = 0
+            state.consecutive_failures += 1
+            if state.consecutive_failures >= self.fall:
+                state.healthy = False
+        if state.healthy != was_healthy:
+            (logger.info if state.healthy else logger.warning)(
+                "instance back in rotation" if state.healthy else "instance out of rotation",
+                extra={
+                    "service": instance.service,
+                    "instance_id": instance.instance_id,
+                    "status": status,
+                },
+            )
+
+    def is_healthy(self, instance_id: str) -> bool:
+        state = self.states.get(instance_id)
+        return state is None or state.healthy
+
+    def filter(self, instances: list[Instance]) -> list[Instance]:
+        states = self.states
+        if not states:
+            return instances
+        healthy = [
+            instance for instance in instances if (state := states.get(instance.instance_id)) is None or state.healthy
+        ]
+        return healthy or instances  # panic mode: all failing → keep them all
+
+
+_monitor: HealthMonitor | None = None
+
+
+def start_health_monitor(registry: Registry | None = None) -> HealthMonitor:
+    """Start this process's active health checker (the gateway does; services need not)."""
+    global _monitor
+    if _monitor is None:
+        _monitor = HealthMonitor(
+            registry or get_registry(),
+            interval=float(os.environ.get("DISCOVERY_HEALTH_INTERVAL_SECONDS", "2")),
+            fall=int(os.environ.get("DISCOVERY_HEALTH_FALL", "2")),
+            rise=int(os.environ.get("DISCOVERY_HEALTH_RISE", "1")),
+        ).start()
+    return _monitor
+
+
+def health_filter() -> Callable[[list[Instance]], list[Instance]]:
+    """A filter for ``ServiceClient(healthy=…)``: uses the monitor if this process runs one."""
+
+    def keep_fit(instances: list[Instance]) -> list[Instance]:
+        return _monitor.filter(instances) if _monitor is not None else instances
+
+    return keep_fit
+
+
+# --------------------------------------------------------------------------------------------
+# Registration and heartbeat
+# --------------------------------------------------------------------------------------------
 class Heartbeat:
     """Keeps one instance registered until stopped; deregisters on a clean stop."""
 
-    def __init__(self, registry: RedisRegistry, instance: Instance, interval: float) -> None:
+    def __init__(self, registry: Registry, instance: Instance, interval: float) -> None:
         self.registry = registry
         self.instance = instance
         self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"heartbeat-{instance.service}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{instance.service}", daemon=True)
 
     def start(self) -> Heartbeat:
         self._beat()
@@ -169,6 +422,10 @@ class Heartbeat:
         while not self._stop.wait(self.interval):
             self._beat()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     def stop(self) -> None:
         if self._stop.is_set():
             return
@@ -179,46 +436,127 @@ class Heartbeat:
         except redis.RedisError as exc:
             logger.warning("deregistration failed; the TTL will expire it", extra={"error": str(exc)})
 
+    def drain(self, grace_seconds: float) -> None:
+        """Deregister now, then keep serving ``grace_seconds`` while readers' caches expire."""
+        if self._stop.is_set():
+            return
+        self.stop()
+        if grace_seconds > 0:
+            time.sleep(grace_seconds)
 
-_registry: RedisRegistry | None = None
+
+_registry: Registry | None = None
 _registry_lock = threading.Lock()
 
 
-def get_registry() -> RedisRegistry:
+def build_registry() -> Registry:
+    """The registry named by ``DISCOVERY_BACKEND`` (``redis`` or ``static``)."""
+    backend = os.environ.get("DISCOVERY_BACKEND", "redis").strip().lower()
+    if backend == "static":
+        return StaticRegistry.from_spec(os.environ.get("DISCOVERY_STATIC", ""))
+    if backend != "redis":
+        raise ValueError(f"DISCOVERY_BACKEND must be 'redis' or 'static', got {backend!r}")
+    from django.conf import settings
+
+    return RedisRegistry.from_url(
+        os.environ.get("DISCOVERY_REDIS_URL", settings.REDIS_URL),
+        prefix=os.environ.get("DISCOVERY_PREFIX", "bazaar:registry"),
+        ttl_seconds=settings.DISCOVERY_TTL_SECONDS,
+        cache_seconds=float(os.environ.get("DISCOVERY_CACHE_SECONDS", "1.0")),
+    )
+
+
+def get_registry() -> Registry:
     """The process-wide registry client, configured from the environment."""
     global _registry
     if _registry is None:
         with _registry_lock:
             if _registry is None:
-                from django.conf import settings
-
-                _registry = RedisRegistry.from_url(
-                    os.environ.get("DISCOVERY_REDIS_URL", settings.REDIS_URL),
-                    prefix=os.environ.get("DISCOVERY_PREFIX", "bazaar:registry"),
-                    ttl_seconds=settings.DISCOVERY_TTL_SECONDS,
-                    cache_seconds=float(os.environ.get("DISCOVERY_CACHE_SECONDS", "1.0")),
-                )
+                _registry = build_registry()
     return _registry
 
 
+def reset_registry() -> None:
+    """Forget the process-wide registry (tests that change the environment)."""
+    global _registry
+    _registry = None
+
+
 def instance_from_env(service: str) -> Instance | None:
-    """Describe this process's instance from ``INSTANCE_URL`` (set by the launcher or the chart)."""
+    """Describe this process's instance from ``INSTANCE_URL`` (set by the launcher or the chart).
+
+    ``SERVICE_VERSION`` gives the version; ``INSTANCE_METADATA="zone=a,canary=1"`` free-form metadata.
+    """
     base_url = os.environ.get("INSTANCE_URL")
     if not base_url:
         return None
     now = time.time()
+    metadata: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname()}
+    for item in os.environ.get("INSTANCE_METADATA", "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            metadata[key.strip()] = value.strip()
     return Instance(
         service=service,
         instance_id=os.environ.get("INSTANCE_ID") or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
         base_url=base_url.rstrip("/"),
         version=os.environ.get("SERVICE_VERSION", "dev"),
-        metadata={"pid": os.getpid()},
+        metadata=metadata,
         registered_at=now,
         heartbeat_at=now,
     )
 
 
 _heartbeat: Heartbeat | None = None
+
+
+def drain_grace_seconds() -> float:
+    return float(os.environ.get("DISCOVERY_DRAIN_SECONDS", "1.5"))
+
+
+def _chain_termination(heartbeat: Heartbeat) -> None:
+    """On SIGTERM/SIGINT: deregister, keep serving for the drain grace, then let the server stop
+    (it finishes the requests in flight).
+
+    Under granian the worker installs its own handlers *after* loading the application, so we wrap
+    granian's ``set_sync_signals`` to add ours on top of its own; elsewhere we chain directly.
+    """
+
+    def wrap(previous: Any) -> Callable[[int, Any], None]:
+        def on_terminate(signum: int, frame: Any) -> None:
+            heartbeat.drain(drain_grace_seconds())
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+
+        return on_terminate
+
+    def install() -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, wrap(signal.getsignal(signum)))
+
+    try:
+        import multiprocessing
+
+        if multiprocessing.current_process().name == "granian-worker":
+            import granian._signals as granian_signals
+
+            original = granian_signals.set_sync_signals
+
+            def set_sync_signals_then_ours() -> Any:
+                event = original()
+                install()
+                return event
+
+            granian_signals.set_sync_signals = set_sync_signals_then_ours
+            return
+    except Exception as exc:  # granian internals moved: fall back to the TTL and atexit
+        logger.warning("could not hook granian's signals", extra={"error": str(exc)})
+        return
+    if threading.current_thread() is threading.main_thread():
+        install()
 
 
 def start_heartbeat(service: str) -> Heartbeat | None:
@@ -232,7 +570,6 @@ def start_heartbeat(service: str) -> Heartbeat | None:
     from django.conf import settings
 
     _heartbeat = Heartbeat(get_registry(), instance, settings.DISCOVERY_HEARTBEAT_SECONDS).start()
-    logger.info(
-        "registered", extra={"instance_id": instance.instance_id, "base_url": instance.base_url}
-    )
+    _chain_termination(_heartbeat)
+    logger.info("registered", extra={"instance_id": instance.instance_id, "base_url": instance.base_url})
     return _heartbeat

@@ -6,6 +6,8 @@ import logging
 
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
@@ -20,7 +22,9 @@ def _redis() -> redis.Redis:
     url = settings.REDIS_URL
     client = _redis_clients.get(url)
     if client is None:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        # No retries: readiness must answer quickly that Redis is away, not after redis-py's
+        # default back-off (several seconds).
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1, retry=Retry(NoBackoff(), 0))
         _redis_clients[url] = client
     return client
 

@@ -1,10 +1,26 @@
-"""The resilient HTTP client for calls between services (and the gateway's upstream calls).
+"""The resilient HTTP client for calls between services and for the gateway's upstream calls.
 
-Every call: an instance found through discovery, a pooled keep-alive connection, connect and read
-timeouts, a circuit breaker per instance, and a retry on another instance only when that is safe
-(an idempotent method, or a connection that was refused before anything was sent).
+Every call goes through the same steps:
+
+1. **Service breaker** — if the service as a whole keeps failing, fail fast with 503 + Retry-After.
+2. **Discovery** — the live instances of the service (Redis registry or static list), minus those
+   an active health check took out of rotation and those whose own breaker is open.
+3. **Load balancing** — least outstanding requests (ties broken round robin), chosen by measuring
+   (see ``gateway/README.md``); round robin is available with ``balancer="round_robin"``.
+4. **Pooled keep-alive connection** (urllib3) with connect and read timeouts.
+5. **Retries only where safe** — a connection that failed before anything was sent (any method), or
+   a reset connection / 502 / 503 / 504 for an idempotent method — always on a *different*
+   instance, at most ``max_attempts`` tries, and only while the :class:`RetryBudget` allows (retries
+   add at most ~20 % to upstream load, so retries cannot multiply an outage). A read timeout is
+   never retried: the caller's time is spent.
+
 Faults surface as :class:`~bazaar_common.errors.ServiceUnavailable` (503) or
 :class:`~bazaar_common.errors.GatewayTimeout` (504), both carrying ``retry_after``.
+
+Breaker state lives in the process. With several worker processes each keeps its own breakers: a
+dead instance costs up to ``failure_threshold`` failed attempts *per process* before every process
+stops sending to it, and each process sends its own half-open probes. Retries on another instance
+hide those attempts from clients; the health checker takes the instance out of rotation anyway.
 """
 
 from __future__ import annotations
@@ -13,6 +29,7 @@ import itertools
 import json as jsonlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,19 +50,321 @@ from bazaar_common.errors import GatewayTimeout, ServiceUnavailable
 from bazaar_common.request_id import REQUEST_ID_HEADER, current_request_id
 
 logger = logging.getLogger(__name__)
+MAX_HOST_POOLS = 128
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Answers that say "this instance could not serve it" and are worth another instance.
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+
+def counts_as_failure(status: int) -> bool:
+    """Server errors count against a breaker; client errors (4xx) never do."""
+    return status >= 500 and status not in (501, 505)
 
 
 class UpstreamFailure(Exception):
     """An upstream answered with a server error or could not be reached (counts for breakers)."""
 
 
-class _InstanceBreaker(CircuitBreaker):
+class _ConnectFailed(UpstreamFailure):
+    """Nothing was sent: always safe to try another instance."""
+
+
+class _ReadTimedOut(UpstreamFailure):
+    pass
+
+
+class _ConnectionBroken(UpstreamFailure):
+    """The request may have reached the upstream (reset, protocol error): retry only if idempotent."""
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics (prometheus_client's default registry, which django-prometheus exports at /metrics)
+# --------------------------------------------------------------------------------------------
+try:
+    from prometheus_client import Counter
+
+    BREAKER_TRANSITIONS = Counter(
+        "bazaar_circuit_breaker_transitions_total",
+        "Circuit breaker state changes.",
+        ["service", "kind", "state"],
+    )
+    UPSTREAM_RETRIES = Counter(
+        "bazaar_upstream_retries_total", "Upstream attempts retried on another instance.", ["service"]
+    )
+    RETRY_BUDGET_EXHAUSTED = Counter(
+        "bazaar_retry_budget_exhausted_total", "Retries refused by the retry budget.", ["service"]
+    )
+except ImportError:  # pragma: no cover - prometheus_client comes with django-prometheus
+    BREAKER_TRANSITIONS = UPSTREAM_RETRIES = RETRY_BUDGET_EXHAUSTED = None
+
+
+# --------------------------------------------------------------------------------------------
+# Circuit breaker
+# --------------------------------------------------------------------------------------------
+class ResilientBreaker(CircuitBreaker):
+    """``circuitbreaker.CircuitBreaker`` plus what a shared, multi-threaded client needs.
+
+    Why a subclass and not the package as is: we keep its failure predicate, threshold, recovery
+    timing and its ``CircuitBreakerMonitor`` registry, but the package (a) lets *every* concurrent
+    call through once the recovery timeout has passed (half-open is just "open but expired"), (b)
+    is not thread safe (the failure counter is a plain ``+=``), (c) only checks the open state in
+    its decorator, not in ``call()``, and (d) has no hook for state changes. This subclass adds a
+    lock, at most ``half_open_probes`` concurrent probe calls in half-open (everyone else fails
+    fast), explicit ``acquire``/``success``/``failure`` for callers that are not a single function
+    call, and logs and counts every state change.
+    """
+
     FAILURE_THRESHOLD = 5
     RECOVERY_TIMEOUT = 5
     EXPECTED_EXCEPTION = UpstreamFailure
 
+    def __init__(
+        self,
+        name: str,
+        *,
+        service: str = "",
+        kind: str = "instance",
+        failure_threshold: int | None = None,
+        recovery_timeout: float | None = None,
+        half_open_probes: int = 1,
+    ) -> None:
+        super().__init__(
+            failure_threshold=failure_threshold,
+            recovery_timeout=recovery_timeout,
+            name=name,
+        )
+        self.service = service
+        self.kind = kind
+        self.half_open_probes = half_open_probes
+        self._probes_in_flight = 0
+        self._lock = threading.Lock()
+        self._reported_state = STATE_CLOSED
+        self.changed_at = time.time()
 
+    # The package's own bookkeeping, under our lock.
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool:
+        with self._lock:
+            super().__exit__(exc_type, exc_value, traceback)
+            self._note_state()
+        return False
+
+    def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        probing = self.acquire()
+        if probing is None:
+            from circuitbreaker import CircuitBreakerError
+
+            raise CircuitBreakerError(self)
+        try:
+            with self:
+                return func(*args, **kwargs)
+        finally:
+            self._release(probing)
+
+    def acquire(self) -> bool | None:
+        """May a call go through? ``None``: no (open, or enough probes already out);
+        ``True``: yes, as a half-open probe; ``False``: yes, normally."""
+        state = self.state
+        if state == STATE_CLOSED:
+            return False
+        with self._lock:
+            self._note_state()
+            if self.state != STATE_HALF_OPEN:
+                return False if self.state == STATE_CLOSED else None
+            if self._probes_in_flight >= self.half_open_probes:
+                return None
+            self._probes_in_flight += 1
+            return True
+
+    def success(self, probing: bool) -> None:
+        with self._lock:
+            if self._state != STATE_CLOSED or self._failure_count:
+                self.reset()
+            self._note_state()
+        self._release(probing)
+
+    def failure(self, probing: bool, error: Exception | None = None) -> None:
+        with self._lock:
+            self._last_failure = error
+            self._CircuitBreaker__call_failed()  # type: ignore[attr-defined]
+            self._note_state()
+        self._release(probing)
+
+    def _release(self, probing: bool | None) -> None:
+        if probing:
+            with self._lock:
+                self._probes_in_flight = max(0, self._probes_in_flight - 1)
+
+    def retry_after(self) -> int:
+        return max(1, int(self.open_remaining))
+
+    def _note_state(self) -> None:
+        state = self.state
+        if state == self._reported_state:
+            return
+        previous, self._reported_state = self._reported_state, state
+        self.changed_at = time.time()
+        log = logger.warning if state == STATE_OPEN else logger.info
+        log(
+            "circuit breaker state changed",
+            extra={
+                "breaker": self.name,
+                "service": self.service,
+                "kind": self.kind,
+                "from_state": previous,
+                "to_state": state,
+                "failures": self._failure_count,
+            },
+        )
+        if BREAKER_TRANSITIONS is not None:
+            BREAKER_TRANSITIONS.labels(self.service, self.kind, state).inc()
+
+    def describe(self) -> dict[str, Any]:
+        state = self.state
+        return {
+            "state": state,
+            "failures": self._failure_count,
+            "open_remaining": max(0, self.open_remaining) if state == STATE_OPEN else 0,
+            "changed_at": self.changed_at,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Retry budget
+# --------------------------------------------------------------------------------------------
+class RetryBudget:
+    """Retries may add at most ``ratio`` of the first attempts (plus a small floor per second).
+
+    Each first attempt deposits ``ratio`` tokens; each retry withdraws one. A trickle of
+    ``min_per_second`` tokens keeps retries possible at very low traffic. The balance is capped
+    so that a quiet period cannot save up a retry storm.
+    """
+
+    def __init__(self, *, ratio: float = 0.2, min_per_second: float = 2.0, max_balance: float = 20.0) -> None:
+        self.ratio = ratio
+        self.min_per_second = min_per_second
+        self.max_balance = max_balance
+        self._balance = max_balance
+        self._updated = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _refill(self, now: float) -> None:
+        elapsed = now - self._updated
+        self._updated = now
+        self._balance = min(self.max_balance, self._balance + elapsed * self.min_per_second)
+
+    def deposit(self) -> None:
+        with self._lock:
+            self._balance = min(self.max_balance, self._balance + self.ratio)
+
+    def try_withdraw(self) -> bool:
+        with self._lock:
+            self._refill(time.monotonic())
+            if self._balance >= 1.0:
+                self._balance -= 1.0
+                return True
+            return False
+
+    @property
+    def balance(self) -> float:
+        return self._balance
+
+
+# --------------------------------------------------------------------------------------------
+# Load balancing
+# --------------------------------------------------------------------------------------------
+class InFlight:
+    """Requests outstanding per instance, and their recent latency, in this process."""
+
+    EWMA_WEIGHT = 0.2  # weight of the newest sample in the moving average
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self.totals: dict[str, int] = {}  # requests sent so far, for the admin view
+        self.latency_ms: dict[str, float] = {}  # exponentially weighted moving average
+        self.measured_at: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def get(self, instance_id: str) -> int:
+        return self._counts.get(instance_id, 0)
+
+    def start(self, instance_id: str) -> None:
+        with self._lock:
+            self._counts[instance_id] = self._counts.get(instance_id, 0) + 1
+            self.totals[instance_id] = self.totals.get(instance_id, 0) + 1
+
+    def finish(self, instance_id: str, elapsed_ms: float | None = None) -> None:
+        with self._lock:
+            self._counts[instance_id] = self._counts.get(instance_id, 1) - 1
+            if elapsed_ms is not None:
+                self.measured_at[instance_id] = time.monotonic()
+                previous = self.latency_ms.get(instance_id)
+                self.latency_ms[instance_id] = (
+                    elapsed_ms if previous is None else previous + self.EWMA_WEIGHT * (elapsed_ms - previous)
+                )
+
+    def recent_latency_ms(self, instance_id: str, now: float, half_life: float = 1.0) -> float:
+        """The moving average, decaying towards 0 while the instance is not used: an instance
+        that looked slow once is tried again after a while instead of being starved forever."""
+        latency = self.latency_ms.get(instance_id)
+        if latency is None:
+            return 0.0
+        age = now - self.measured_at.get(instance_id, now)
+        return latency * 0.5 ** (age / half_life) if age > 0 else latency
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self._counts)
+
+
+class RoundRobin:
+    name = "round_robin"
+
+    def __init__(self, in_flight: InFlight) -> None:
+        self._counter = itertools.count()
+
+    def order(self, instances: list[Instance]) -> list[Instance]:
+        start = next(self._counter) % len(instances)
+        return instances[start:] + instances[:start]
+
+
+class LeastOutstanding(RoundRobin):
+    """Fewest requests in flight first; among those, the clearly faster instance (recent latency
+    in ``LATENCY_BUCKET_MS`` steps, so that equal instances tie); remaining ties round robin.
+
+    The latency step matters when there is little concurrency: with one request at a time every
+    instance has zero in flight, and plain least-outstanding degrades to round robin, sending half
+    the traffic to a slow instance. An instance without a measurement yet (a new one) ranks first;
+    an unused instance's latency halves every second, so a slow one is re-tried now and then.
+    """
+
+    name = "least_outstanding"
+    LATENCY_BUCKET_MS = 2.0
+
+    def __init__(self, in_flight: InFlight) -> None:
+        super().__init__(in_flight)
+        self._in_flight = in_flight
+
+    def order(self, instances: list[Instance]) -> list[Instance]:
+        rotated = super().order(instances)
+        if len(rotated) == 1:
+            return rotated
+        in_flight = self._in_flight
+        now = time.monotonic()
+        bucket = self.LATENCY_BUCKET_MS
+        return sorted(
+            rotated,
+            key=lambda instance: (
+                in_flight.get(instance.instance_id),
+                int(in_flight.recent_latency_ms(instance.instance_id, now) // bucket),
+            ),
+        )
+
+
+BALANCERS = {"round_robin": RoundRobin, "least_outstanding": LeastOutstanding}
+
+
+# --------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ServiceResponse:
     status: int
@@ -61,6 +380,19 @@ class ServiceResponse:
         return 200 <= self.status < 300
 
 
+@dataclass(frozen=True)
+class CallPolicy:
+    """Timeouts and retry rules of one kind of call (the gateway has one per route)."""
+
+    connect_timeout: float = 1.0
+    read_timeout: float = 5.0
+    max_attempts: int = 3
+    retry_idempotent: bool = True
+
+    def timeout(self) -> urllib3.Timeout:
+        return urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout)
+
+
 class ServiceClient:
     """Discovery-aware, pooled, time-limited, breaker-guarded calls to other services."""
 
@@ -73,38 +405,91 @@ class ServiceClient:
         max_attempts: int = 3,
         pool_maxsize: int = 32,
         auth_header: Callable[[], str | None] | None = None,
+        healthy: Callable[[list[Instance]], list[Instance]] | None = None,
+        balancer: str = "least_outstanding",
+        retry_budget: RetryBudget | None = None,
+        instance_failure_threshold: int = 5,
+        instance_recovery_timeout: float = 5.0,
+        service_failure_threshold: int = 10,
+        service_recovery_timeout: float = 5.0,
+        half_open_probes: int = 1,
     ) -> None:
         self._instances = instances
+        self._healthy = healthy
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.max_attempts = max_attempts
+        self.max_attempts = max(1, min(max_attempts, 3))
+        self.default_policy = CallPolicy(connect_timeout, read_timeout, self.max_attempts)
         self._auth_header = auth_header
-        self._pool = urllib3.PoolManager(num_pools=64, maxsize=pool_maxsize, retries=False)
-        self._breakers: dict[str, _InstanceBreaker] = {}
+        self._pool_maxsize = pool_maxsize
+        self._host_pools: dict[str, urllib3.HTTPConnectionPool] = {}
+        self._host_pools_lock = threading.Lock()
+        self._seen_instances: dict[str, Instance] = {}
+        self.in_flight = InFlight()
+        self.balancer = BALANCERS[balancer](self.in_flight)
+        self.retry_budget = retry_budget or RetryBudget()
+        self._breakers: dict[str, ResilientBreaker] = {}
+        self._service_breakers: dict[str, ResilientBreaker] = {}
         self._breakers_lock = threading.Lock()
-        self._counter = itertools.count()
+        self._instance_breaker_args = {
+            "failure_threshold": instance_failure_threshold,
+            "recovery_timeout": instance_recovery_timeout,
+            "half_open_probes": half_open_probes,
+        }
+        self._service_breaker_args = {
+            "failure_threshold": service_failure_threshold,
+            "recovery_timeout": service_recovery_timeout,
+            "half_open_probes": half_open_probes,
+        }
 
-    def breaker_for(self, instance: Instance) -> _InstanceBreaker:
+    # ---- breakers -------------------------------------------------------------------------
+    def breaker_for(self, instance: Instance) -> ResilientBreaker:
         breaker = self._breakers.get(instance.instance_id)
         if breaker is None:
             with self._breakers_lock:
-                breaker = self._breakers.setdefault(
-                    instance.instance_id, _InstanceBreaker(name=instance.instance_id)
-                )
+                breaker = self._breakers.get(instance.instance_id)
+                if breaker is None:
+                    breaker = ResilientBreaker(
+                        instance.instance_id,
+                        service=instance.service,
+                        kind="instance",
+                        **self._instance_breaker_args,
+                    )
+                    self._breakers[instance.instance_id] = breaker
+        return breaker
+
+    def service_breaker(self, service: str) -> ResilientBreaker:
+        breaker = self._service_breakers.get(service)
+        if breaker is None:
+            with self._breakers_lock:
+                breaker = self._service_breakers.get(service)
+                if breaker is None:
+                    breaker = ResilientBreaker(
+                        f"service:{service}",
+                        service=service,
+                        kind="service",
+                        **self._service_breaker_args,
+                    )
+                    self._service_breakers[service] = breaker
         return breaker
 
     def breaker_states(self) -> dict[str, str]:
         return {name: breaker.state for name, breaker in self._breakers.items()}
 
-    def _candidates(self, service: str) -> list[Instance]:
-        """Instances to try in order: round robin, instances with an open breaker left out."""
-        found = self._instances(service)
-        if not found:
-            return []
-        start = next(self._counter) % len(found)
-        rotated = found[start:] + found[:start]
-        return [i for i in rotated if self.breaker_for(i).state != STATE_OPEN]
+    def describe_instance(self, instance: Instance) -> dict[str, Any]:
+        breaker = self._breakers.get(instance.instance_id)
+        return {
+            "in_flight": self.in_flight.get(instance.instance_id),
+            "requests": self.in_flight.totals.get(instance.instance_id, 0),
+            "latency_ms": round(self.in_flight.latency_ms.get(instance.instance_id, 0.0), 2),
+            "circuit": breaker.describe() if breaker else {"state": STATE_CLOSED, "failures": 0},
+        }
 
+    def describe_service(self, service: str) -> dict[str, Any]:
+        breaker = self._service_breakers.get(service)
+        return breaker.describe() if breaker else {"state": STATE_CLOSED, "failures": 0}
+
+    # ---- public API -----------------------------------------------------------------------
     def request(
         self,
         service: str,
@@ -116,43 +501,171 @@ class ServiceClient:
         headers: Mapping[str, str] | None = None,
         read_timeout: float | None = None,
     ) -> ServiceResponse:
+        """A JSON call to ``service``. A 5xx answer (after retries) raises ServiceUnavailable."""
         method = method.upper()
         url_path = path + (f"?{urlencode(query, doseq=True)}" if query else "")
         body = jsonlib.dumps(json).encode() if json is not None else None
         send_headers = self._headers(headers, has_body=body is not None)
-        timeout = urllib3.Timeout(connect=self.connect_timeout, read=read_timeout or self.read_timeout)
+        policy = self.default_policy
+        if read_timeout is not None:
+            policy = CallPolicy(self.connect_timeout, read_timeout, self.max_attempts)
+        response = self.send(service, method, url_path, body=body, headers=send_headers, policy=policy)
+        if counts_as_failure(response.status):
+            raise ServiceUnavailable(f"The {service} service failed ({response.status}).", retry_after=5)
+        return response
+
+    def send(
+        self,
+        service: str,
+        method: str,
+        url_path: str,
+        *,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        policy: CallPolicy | None = None,
+        decode_content: bool = True,
+    ) -> ServiceResponse:
+        """Send raw bytes; return the upstream's answer, whatever its status (the gateway's path).
+
+        Raises ServiceUnavailable when nothing could be reached, GatewayTimeout on a read timeout.
+        """
+        policy = policy or self.default_policy
+        service_breaker = self.service_breaker(service)
+        service_probe = service_breaker.acquire()
+        if service_probe is None:
+            raise ServiceUnavailable(
+                f"The {service} service is failing; not calling it for a while.",
+                retry_after=service_breaker.retry_after(),
+            )
+        try:
+            response = self._attempts(service, method, url_path, body, headers, policy, decode_content)
+        except _NoInstance as exc:
+            service_breaker._release(service_probe)
+            if exc.retry_after is not None:
+                raise ServiceUnavailable(
+                    f"Every instance of the {service} service is failing (circuit open).",
+                    retry_after=exc.retry_after,
+                ) from None
+            raise ServiceUnavailable(f"No healthy instance of the {service} service.", retry_after=2) from None
+        except ServiceUnavailable as exc:
+            service_breaker.failure(service_probe, exc)
+            raise
+        except BaseException:
+            service_breaker._release(service_probe)
+            raise
+        if counts_as_failure(response.status):
+            service_breaker.failure(service_probe, UpstreamFailure(str(response.status)))
+        else:
+            service_breaker.success(service_probe)
+        return response
+
+    # ---- internals ------------------------------------------------------------------------
+    def _candidates(self, service: str) -> list[Instance]:
+        """Instances in the order to try them: healthy ones, balanced, open breakers left out."""
+        found = self._instances(service)
+        if not found:
+            return []
+        if self._healthy is not None:
+            found = self._healthy(found)
+        ordered = self.balancer.order(found)
+        breakers = self._breakers
+        return [
+            instance
+            for instance in ordered
+            if (breaker := breakers.get(instance.instance_id)) is None or breaker.state != STATE_OPEN
+        ]
+
+    def _attempts(
+        self,
+        service: str,
+        method: str,
+        url_path: str,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        policy: CallPolicy,
+        decode_content: bool,
+    ) -> ServiceResponse:
         candidates = self._candidates(service)
         if not candidates:
-            raise ServiceUnavailable(f"No healthy instance of the {service} service.", retry_after=5)
+            raise _NoInstance(self._open_retry_after(service))
+        idempotent = method in IDEMPOTENT_METHODS and policy.retry_idempotent
+        timeout = policy.timeout()
+        self.retry_budget.deposit()
         last_error: Exception | None = None
-        for attempt, instance in enumerate(candidates[: self.max_attempts]):
+        last_response: ServiceResponse | None = None
+        attempts = 0
+        for instance in candidates:
+            if attempts >= policy.max_attempts:
+                break
             breaker = self.breaker_for(instance)
+            probing = breaker.acquire()
+            if probing is None:
+                continue  # open, or its half-open probe slots are taken: try the next one
+            if attempts > 0:
+                if not self.retry_budget.try_withdraw():
+                    breaker._release(probing)
+                    if RETRY_BUDGET_EXHAUSTED is not None:
+                        RETRY_BUDGET_EXHAUSTED.labels(service).inc()
+                    break
+                if UPSTREAM_RETRIES is not None:
+                    UPSTREAM_RETRIES.labels(service).inc()
+            attempts += 1
             try:
-                return breaker.call(
-                    self._send, instance, method, url_path, body, send_headers, timeout
-                )
-            except _ConnectFailed as exc:
-                last_error = exc  # nothing was sent: safe to try another instance
+                response = self._send(instance, method, url_path, body, headers, timeout, decode_content)
             except _ReadTimedOut as exc:
-                if method not in IDEMPOTENT_METHODS:
-                    raise GatewayTimeout(f"The {service} service did not answer in time.") from exc
+                breaker.failure(probing, exc)
+                raise GatewayTimeout(
+                    f"The {service} service did not answer within {policy.read_timeout:g} s.",
+                    retry_after=1,
+                ) from exc
+            except _ConnectFailed as exc:
+                breaker.failure(probing, exc)
+                last_error = exc  # nothing was sent: safe for any method
+            except _ConnectionBroken as exc:
+                breaker.failure(probing, exc)
                 last_error = exc
-            except UpstreamFailure as exc:
-                if method not in IDEMPOTENT_METHODS:
-                    raise ServiceUnavailable(f"The {service} service failed.", retry_after=5) from exc
-                last_error = exc
-            except Exception as exc:  # circuitbreaker.CircuitBreakerError: opened meanwhile
-                if exc.__class__.__name__ != "CircuitBreakerError":
-                    raise
-                last_error = exc
-            logger.warning(
-                "upstream attempt failed",
-                extra={"service": service, "instance": instance.instance_id, "attempt": attempt + 1,
-                       "error": str(last_error)},
-            )
-        if isinstance(last_error, _ReadTimedOut):
-            raise GatewayTimeout(f"The {service} service did not answer in time.")
-        raise ServiceUnavailable(f"The {service} service is unavailable.", retry_after=5)
+                if not idempotent:
+                    raise ServiceUnavailable(f"The connection to the {service} service broke.", retry_after=2) from exc
+            else:
+                if counts_as_failure(response.status):
+                    breaker.failure(probing, UpstreamFailure(str(response.status)))
+                    last_response = response
+                    if idempotent and response.status in RETRYABLE_STATUSES:
+                        last_error = None
+                        self._log_attempt(service, instance, attempts, f"status {response.status}")
+                        continue
+                    return response
+                breaker.success(probing)
+                return response
+            self._log_attempt(service, instance, attempts, str(last_error))
+        if last_response is not None:
+            return last_response  # the upstream's own 5xx answer, passed on as it is
+        if attempts == 0:
+            raise _NoInstance(self._open_retry_after(service))
+        raise ServiceUnavailable(f"The {service} service is unavailable.", retry_after=2)
+
+    def _open_retry_after(self, service: str) -> int | None:
+        """When instances exist but no breaker is closed: seconds until one may be tried again."""
+        breakers = [
+            breaker
+            for instance in self._instances(service)
+            if (breaker := self._breakers.get(instance.instance_id)) is not None
+        ]
+        if not breakers or any(breaker.state == STATE_CLOSED for breaker in breakers):
+            return None
+        return min(breaker.retry_after() for breaker in breakers)
+
+    @staticmethod
+    def _log_attempt(service: str, instance: Instance, attempt: int, error: str) -> None:
+        logger.warning(
+            "upstream attempt failed",
+            extra={
+                "service": service,
+                "instance": instance.instance_id,
+                "attempt": attempt,
+                "error": error,
+            },
+        )
 
     def _headers(self, headers: Mapping[str, str] | None, *, has_body: bool) -> dict[str, str]:
         result = {"Accept": "application/json"}
@@ -174,63 +687,108 @@ class ServiceClient:
         method: str,
         url_path: str,
         body: bytes | None,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         timeout: urllib3.Timeout,
+        decode_content: bool = True,
     ) -> ServiceResponse:
+        instance_id = instance.instance_id
+        self._seen_instances[instance.base_url] = instance
+        self.in_flight.start(instance_id)
+        started = time.perf_counter()
+        elapsed_ms: float | None = None
         try:
-            response = self._pool.request(
+            pool = self._host_pools.get(instance.base_url) or self._new_pool(instance.base_url)
+            response = pool.urlopen(
                 method,
-                instance.base_url + url_path,
+                url_path,
                 body=body,
                 headers=headers,
                 timeout=timeout,
                 redirect=False,
+                retries=False,
                 preload_content=True,
+                decode_content=decode_content,
             )
         except (ConnectTimeoutError, NewConnectionError) as exc:
             raise _ConnectFailed(str(exc)) from exc
         except ReadTimeoutError as exc:
             raise _ReadTimedOut(str(exc)) from exc
-        except (ProtocolError, HTTPError) as exc:
-            raise UpstreamFailure(str(exc)) from exc
-        if response.status >= 500:
-            raise UpstreamFailure(f"{instance.base_url} answered {response.status}")
+        except (ProtocolError, HTTPError, OSError) as exc:
+            raise _ConnectionBroken(str(exc)) from exc
+        else:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+        finally:
+            self.in_flight.finish(instance_id, elapsed_ms)
         return ServiceResponse(
             status=response.status,
-            headers=dict(response.headers),
+            headers=response.headers,
             body=response.data,
-            instance_id=instance.instance_id,
+            instance_id=instance_id,
         )
 
+    def _new_pool(self, base_url: str) -> urllib3.HTTPConnectionPool:
+        """One keep-alive pool per instance, looked up by base URL (no URL parsing per call)."""
+        with self._host_pools_lock:
+            pool = self._host_pools.get(base_url)
+            if pool is None:
+                if len(self._host_pools) >= MAX_HOST_POOLS:
+                    # Instances come and go (new ports, new pods): forget pools of the past.
+                    known = {
+                        instance.base_url
+                        for service in {i.service for i in self._seen_instances.values()}
+                        for instance in self._instances(service)
+                    }
+                    for url in [url for url in self._host_pools if url not in known]:
+                        self._host_pools.pop(url).close()
+                        self._seen_instances.pop(url, None)
+                pool = urllib3.connection_from_url(base_url, maxsize=self._pool_maxsize, block=False, retries=False)
+                self._host_pools[base_url] = pool
+            return pool
 
-class _ConnectFailed(UpstreamFailure):
-    pass
+    def close(self) -> None:
+        with self._host_pools_lock:
+            for pool in self._host_pools.values():
+                pool.close()
+            self._host_pools.clear()
 
 
-class _ReadTimedOut(UpstreamFailure):
-    pass
+class _NoInstance(Exception):
+    def __init__(self, retry_after: int | None = None) -> None:
+        super().__init__()
+        self.retry_after = retry_after
 
 
 __all__ = [
     "STATE_CLOSED",
     "STATE_HALF_OPEN",
     "STATE_OPEN",
+    "CallPolicy",
+    "LeastOutstanding",
+    "ResilientBreaker",
+    "RetryBudget",
+    "RoundRobin",
     "ServiceClient",
     "ServiceResponse",
     "UpstreamFailure",
+    "service_client",
 ]
 
 _default_client: ServiceClient | None = None
+_default_lock = threading.Lock()
 
 
 def service_client() -> ServiceClient:
     """The process-wide client for service-to-service calls, authenticated as this service."""
     global _default_client
     if _default_client is None:
-        from bazaar_common.auth.service_tokens import service_authorization_header
-        from bazaar_common.discovery import get_registry
+        with _default_lock:
+            if _default_client is None:
+                from bazaar_common.auth.service_tokens import service_authorization_header
+                from bazaar_common.discovery import get_registry, health_filter
 
-        _default_client = ServiceClient(
-            get_registry().instances, auth_header=service_authorization_header
-        )
+                _default_client = ServiceClient(
+                    get_registry().instances,
+                    auth_header=service_authorization_header,
+                    healthy=health_filter(),
+                )
     return _default_client

@@ -1,7 +1,7 @@
 """Benchmark of the gateway's hot path: direct-to-service vs through the gateway, in one run.
 
     python -m bazaar_devtools.bench_gateway [--rounds 3] [--duration 5] [--connections 16]
-        [--gateway-workers 2] [--gateway-threads 4] [--backends 1] [--balancer least_outstanding]
+        [--gateway-workers 1] [--gateway-threads 16] [--backends 1] [--balancer least_outstanding]
 
 It starts what it needs: Redis (``REDIS_URL``, else an embedded redis-server), ``--backends``
 instances of a Django + DRF backend (:mod:`bazaar_devtools.bench_backend`, served by granian like a
@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating direct/gateway rounds")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--load-threads", type=int, default=2)
-    parser.add_argument("--gateway-workers", type=int, default=2)
-    parser.add_argument("--gateway-threads", type=int, default=4)
+    parser.add_argument("--gateway-workers", type=int, default=1)
+    parser.add_argument("--gateway-threads", type=int, default=16)
     parser.add_argument("--backend-workers", type=int, default=1)
     parser.add_argument("--backend-threads", type=int, default=8)
     parser.add_argument("--backends", type=int, default=1, help="backend instances behind the gateway")

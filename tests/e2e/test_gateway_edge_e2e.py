@@ -63,3 +63,19 @@ def test_spoofed_identity_headers_are_stripped(platform, customer):
     assert as_customer.json()["email"] == email
     assert "admin" not in as_customer.json().get("roles", [])
     assert admin_only.status_code == 403
+
+
+def test_one_openapi_document_for_the_whole_public_api_and_offline_docs(platform):
+    platform.ensure_one_instance_each()
+
+    document = platform.api("GET", "/api/schema/openapi.json").json()
+    docs = platform.api("GET", "/api/docs")
+
+    prefixes = {"/".join(path.split("/")[:4]) for path in document["paths"]}
+    assert {"/api/v1/auth", "/api/v1/catalog", "/api/v1/orders", "/api/v1/profiles", "/api/v1/gateway"} <= prefixes
+    assert not any(path.startswith("/internal") for path in document["paths"])
+    assert "x-bazaar-missing-services" not in document
+    assert docs.status_code == 200
+    assert "cdn.jsdelivr.net" not in docs.text
+    asset = platform.api("GET", "/static/gateway/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+    assert asset.status_code == 200

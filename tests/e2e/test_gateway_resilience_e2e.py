@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import wait_for
 
 from bazaar_common.demo import DEMO_ADMIN
+from bazaar_devtools.e2e import wait_for
 
 PRODUCTS = "/api/v1/catalog/products"
 

@@ -1,6 +1,6 @@
-"""Settings of the gateway: the shared base from bazaar_common, then its own."""
+"""Settings of the gateway: the shared base from bazaar_common, then its own (all from env)."""
 
-from bazaar_common.settings import build_settings
+from bazaar_common.settings import build_settings, env_bool, env_float, env_int, env_list
 
 globals().update(
     build_settings(
@@ -9,3 +9,41 @@ globals().update(
         apps=["gateway.routing"],
     )
 )
+
+# The admin gets the gateway's own site (status page with routes, services and breakers).
+INSTALLED_APPS = [  # noqa: F821 - defined by build_settings above
+    "gateway.routing.apps.GatewayAdminConfig" if app == "django.contrib.admin" else app
+    for app in INSTALLED_APPS  # noqa: F821
+]
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+
+# --- edge -------------------------------------------------------------------------------------
+GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 1024 * 1024)
+GATEWAY_CORS_ALLOWED_ORIGINS = env_list("GATEWAY_CORS_ALLOWED_ORIGINS", [])
+GATEWAY_TRUSTED_PROXIES = env_int("GATEWAY_TRUSTED_PROXIES", 0)
+GATEWAY_HSTS_SECONDS = env_int("GATEWAY_HSTS_SECONDS", 0)
+GATEWAY_ACCESS_LOG = env_bool("GATEWAY_ACCESS_LOG", True)
+
+# --- rate limiting (Redis, shared by all gateway instances) -----------------------------------
+GATEWAY_RATE_LIMITING = env_bool("GATEWAY_RATE_LIMITING", True)
+GATEWAY_RATE_LIMIT_PREFIX = env_list("GATEWAY_RATE_LIMIT_PREFIX", ["bazaar:ratelimit"])[0]
+GATEWAY_RATE_LIMIT_REDIS_URL = env_list("GATEWAY_RATE_LIMIT_REDIS_URL", [REDIS_URL])[0]  # noqa: F821
+
+# --- upstream calls -----------------------------------------------------------------------------
+GATEWAY_BALANCER = env_list("GATEWAY_BALANCER", ["least_outstanding"])[0]
+GATEWAY_UPSTREAM_POOL_SIZE = env_int("GATEWAY_UPSTREAM_POOL_SIZE", 32)
+GATEWAY_RETRY_BUDGET_RATIO = env_float("GATEWAY_RETRY_BUDGET_RATIO", 0.2)
+GATEWAY_BREAKER_INSTANCE_FAILURES = env_int("GATEWAY_BREAKER_INSTANCE_FAILURES", 5)
+GATEWAY_BREAKER_SERVICE_FAILURES = env_int("GATEWAY_BREAKER_SERVICE_FAILURES", 10)
+GATEWAY_BREAKER_RECOVERY_SECONDS = env_float("GATEWAY_BREAKER_RECOVERY_SECONDS", 5.0)
+GATEWAY_BREAKER_HALF_OPEN_PROBES = env_int("GATEWAY_BREAKER_HALF_OPEN_PROBES", 1)
+GATEWAY_HEALTH_CHECKS = env_bool("GATEWAY_HEALTH_CHECKS", True)
+GATEWAY_OPENAPI_CACHE_SECONDS = env_float("GATEWAY_OPENAPI_CACHE_SECONDS", 30.0)
+
+SPECTACULAR_SETTINGS = {  # noqa: F405
+    **SPECTACULAR_SETTINGS,  # noqa: F821
+    "TITLE": "Bazaar API",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}

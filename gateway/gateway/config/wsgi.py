@@ -1,6 +1,9 @@
-import os
+"""WSGI entry: the proxy for routed API paths, Django for the rest (admin, docs, health)."""
 
-from django.core.wsgi import get_wsgi_application
+from bazaar_common.wsgi import make_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway.config.settings")
-application = get_wsgi_application()
+django_application = make_wsgi_application(service="gateway", package="gateway")
+
+from gateway.routing.runtime import build_application  # noqa: E402  (needs Django set up)
+
+application = build_application(django_application)

@@ -1,0 +1,177 @@
+"""Reads for the gateway's own pages: the state of services and instances, the merged OpenAPI."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+from django.conf import settings
+
+from bazaar_common.discovery import get_registry
+from bazaar_common.errors import ServiceUnavailable
+from bazaar_common.http import CallPolicy
+from gateway.routing.routes import ACTIVE_ROUTES
+from gateway.routing.runtime import upstream_client
+
+logger = logging.getLogger(__name__)
+SCHEMA_PATH = "/schema/openapi.json"
+
+
+def _health_monitor() -> Any:
+    from bazaar_common import discovery
+
+    return discovery._monitor
+
+
+def gateway_routes() -> list[dict[str, Any]]:
+    return [route.describe() for route in ACTIVE_ROUTES]
+
+
+def gateway_services_overview() -> dict[str, Any]:
+    """Every registered service with its instances, their health, heartbeat, in-flight requests and
+    circuit state — as seen by *this* gateway process (breakers and in-flight are per process)."""
+    registry = get_registry()
+    client = upstream_client()
+    monitor = _health_monitor()
+    registry_error = None
+    try:
+        names = registry.services()
+    except redis.RedisError as exc:
+        registry_error = str(exc)
+        names = sorted({route.service for route in ACTIVE_ROUTES})
+    services = []
+    for name in names:
+        try:
+            instances = registry.lookup(name)
+        except redis.RedisError as exc:
+            registry_error = str(exc)
+            instances = registry.instances(name)
+        described = []
+        for instance in instances:
+            state = monitor.states.get(instance.instance_id) if monitor is not None else None
+            described.append(
+                {
+                    "instance_id": instance.instance_id,
+                    "base_url": instance.base_url,
+                    "version": instance.version,
+                    "metadata": instance.metadata,
+                    "registered_at": instance.registered_at,
+                    "last_heartbeat": instance.heartbeat_at,
+                    "healthy": state.healthy if state is not None else None,
+                    "health_status": state.last_status if state is not None else "unchecked",
+                    "last_checked": state.last_checked if state is not None else None,
+                    **client.describe_instance(instance),
+                }
+            )
+        services.append({"name": name, "circuit": client.describe_service(name), "instances": described})
+    return {
+        "registry": {"backend": getattr(registry, "backend", "redis"), "error": registry_error},
+        "balancer": client.balancer.name,
+        "retry_budget_balance": round(client.retry_budget.balance, 2),
+        "services": services,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# One OpenAPI document for the public API
+# --------------------------------------------------------------------------------------------
+_schema_cache: tuple[float, dict[str, Any]] | None = None
+_schema_lock = threading.Lock()
+
+
+def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        result = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith("#/components/schemas/"):
+                name = value.rsplit("/", 1)[1]
+                value = f"#/components/schemas/{renames.get(name, name)}"
+            result[key] = _rename_refs(value, renames)
+        return result
+    if isinstance(node, list):
+        return [_rename_refs(item, renames) for item in node]
+    return node
+
+
+def merge_openapi(documents: dict[str, dict[str, Any]], gateway_paths: dict[str, Any]) -> dict[str, Any]:
+    """Merge the services' documents: public paths only (never ``/internal/``), component
+    schemas renamed ``<Service><Name>`` where two services use one name differently."""
+    merged: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Bazaar API",
+            "version": "1.0.0",
+            "description": "The public API of every Bazaar service, behind the gateway.",
+        },
+        "paths": {},
+        "components": {
+            "schemas": {},
+            "securitySchemes": {"jwtAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+        "tags": [],
+        "x-bazaar-services": sorted(documents),
+    }
+    schemas = merged["components"]["schemas"]
+    for service, document in sorted(documents.items()):
+        components = document.get("components", {}).get("schemas", {})
+        renames = {}
+        for name, schema in components.items():
+            if name in schemas and schemas[name] != schema:
+                renames[name] = f"{service.capitalize()}{name}"
+        document = _rename_refs(document, renames)
+        for name, schema in document.get("components", {}).get("schemas", {}).items():
+            schemas[renames.get(name, name)] = schema
+        for path, item in document.get("paths", {}).items():
+            if path.startswith("/api/") and not path.startswith("/internal"):
+                merged["paths"][path] = item
+        for scheme_name, scheme in document.get("components", {}).get("securitySchemes", {}).items():
+            merged["components"]["securitySchemes"].setdefault(scheme_name, scheme)
+        merged["tags"].append({"name": service, "description": f"The {service} service"})
+    merged["paths"].update(gateway_paths)
+    merged["paths"] = dict(sorted(merged["paths"].items()))
+    return merged
+
+
+def service_schemas() -> tuple[dict[str, dict[str, Any]], list[str]]:
+    client = upstream_client()
+    services = sorted({route.service for route in ACTIVE_ROUTES})
+    documents: dict[str, dict[str, Any]] = {}
+    missing: list[str] = []
+    policy = CallPolicy(connect_timeout=1.0, read_timeout=10.0)
+    for service in services:
+        try:
+            response = client.send(
+                service,
+                "GET",
+                SCHEMA_PATH,
+                body=None,
+                headers={"accept": "application/json"},
+                policy=policy,
+            )
+            if response.status != 200:
+                raise ServiceUnavailable(f"{service} schema answered {response.status}")
+            documents[service] = response.json()
+        except (ServiceUnavailable, ValueError) as exc:
+            logger.warning("schema unavailable", extra={"service": service, "error": str(exc)})
+            missing.append(service)
+    return documents, missing
+
+
+def openapi_document(gateway_paths: dict[str, Any]) -> dict[str, Any]:
+    """The merged document, cached for ``GATEWAY_OPENAPI_CACHE_SECONDS`` (not while incomplete)."""
+    global _schema_cache
+    cached = _schema_cache
+    if cached is not None and time.monotonic() - cached[0] < settings.GATEWAY_OPENAPI_CACHE_SECONDS:
+        return copy.deepcopy(cached[1])
+    with _schema_lock:
+        documents, missing = service_schemas()
+        merged = merge_openapi(documents, gateway_paths)
+        if missing:
+            merged["x-bazaar-missing-services"] = missing
+        else:
+            _schema_cache = (time.monotonic(), merged)
+        return merged
