@@ -6,11 +6,11 @@ import logging
 
 import redis
 from django.conf import settings
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bazaar_common.errors import problem_response
 
