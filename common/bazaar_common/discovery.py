@@ -28,7 +28,6 @@ import atexit
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -393,12 +392,25 @@ def health_filter() -> Callable[[list[Instance]], list[Instance]]:
 # Registration and heartbeat
 # --------------------------------------------------------------------------------------------
 class Heartbeat:
-    """Keeps one instance registered until stopped; deregisters on a clean stop."""
+    """Keeps one instance registered until stopped; deregisters on a clean stop.
 
-    def __init__(self, registry: Registry, instance: Instance, interval: float) -> None:
+    With an ``alive`` probe the entry is renewed only while the probe passes, so an instance that
+    is up but not answering drops out within the TTL. Until the first registration it looks every
+    0.2 s (the server is still starting), then every ``interval``.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        instance: Instance,
+        interval: float,
+        alive: Callable[[], bool] | None = None,
+    ) -> None:
         self.registry = registry
         self.instance = instance
         self.interval = interval
+        self.alive = alive
+        self.registered = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{instance.service}", daemon=True)
 
@@ -409,17 +421,19 @@ class Heartbeat:
         return self
 
     def _beat(self) -> None:
-        now = time.time()
-        instance = Instance(**{**asdict(self.instance), "heartbeat_at": now})
+        if self.alive is not None and not self.alive():
+            return  # not (yet, or any more) serving: let the entry expire
+        instance = Instance(**{**asdict(self.instance), "heartbeat_at": time.time()})
         try:
             self.registry.register(instance)
+            self.registered = True
         except redis.RedisError as exc:
             # Redis being away must not take the service down; the instance simply is not
             # discoverable until the next successful beat.
             logger.warning("heartbeat failed", extra={"error": str(exc)})
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self.interval if self.registered else 0.2):
             self._beat()
 
     @property
@@ -507,69 +521,5 @@ def instance_from_env(service: str) -> Instance | None:
     )
 
 
-_heartbeat: Heartbeat | None = None
-
-
 def drain_grace_seconds() -> float:
     return float(os.environ.get("DISCOVERY_DRAIN_SECONDS", "1.5"))
-
-
-def _chain_termination(heartbeat: Heartbeat) -> None:
-    """On SIGTERM/SIGINT: deregister, keep serving for the drain grace, then let the server stop
-    (it finishes the requests in flight).
-
-    Under granian the worker installs its own handlers *after* loading the application, so we wrap
-    granian's ``set_sync_signals`` to add ours on top of its own; elsewhere we chain directly.
-    """
-
-    def wrap(previous: Any) -> Callable[[int, Any], None]:
-        def on_terminate(signum: int, frame: Any) -> None:
-            heartbeat.drain(drain_grace_seconds())
-            if callable(previous):
-                previous(signum, frame)
-            else:
-                signal.signal(signum, signal.SIG_DFL)
-                os.kill(os.getpid(), signum)
-
-        return on_terminate
-
-    def install() -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, wrap(signal.getsignal(signum)))
-
-    try:
-        import multiprocessing
-
-        if multiprocessing.current_process().name == "granian-worker":
-            import granian._signals as granian_signals
-
-            original = granian_signals.set_sync_signals
-
-            def set_sync_signals_then_ours() -> Any:
-                event = original()
-                install()
-                return event
-
-            granian_signals.set_sync_signals = set_sync_signals_then_ours
-            return
-    except Exception as exc:  # granian internals moved: fall back to the TTL and atexit
-        logger.warning("could not hook granian's signals", extra={"error": str(exc)})
-        return
-    if threading.current_thread() is threading.main_thread():
-        install()
-
-
-def start_heartbeat(service: str) -> Heartbeat | None:
-    """Register this process as an instance of ``service`` if ``INSTANCE_URL`` is set."""
-    global _heartbeat
-    if _heartbeat is not None:
-        return _heartbeat
-    instance = instance_from_env(service)
-    if instance is None:
-        return None
-    from django.conf import settings
-
-    _heartbeat = Heartbeat(get_registry(), instance, settings.DISCOVERY_HEARTBEAT_SECONDS).start()
-    _chain_termination(_heartbeat)
-    logger.info("registered", extra={"instance_id": instance.instance_id, "base_url": instance.base_url})
-    return _heartbeat
