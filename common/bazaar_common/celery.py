@@ -19,6 +19,15 @@ from celery.signals import worker_ready, worker_shutdown
 VISIBILITY_TIMEOUT_SECONDS = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_SECONDS", "3600"))
 
 
+def _unacked_restore_options() -> dict[str, int]:
+    """How often a worker looks for tasks a dead worker left unacknowledged (kombu's default is
+    about every 100 s, plenty beside an hour's visibility timeout; tests ask for every few)."""
+    seconds = os.environ.get("CELERY_UNACKED_RESTORE_SECONDS")
+    if not seconds:
+        return {}
+    return {"unacked_restore_interval": int(seconds), "unacked_restore_throttle": 1}
+
+
 def make_celery_app(service: str, *, package: str) -> Celery:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", f"{package}.config.settings")
     app = Celery(package)
@@ -36,6 +45,7 @@ def make_celery_app(service: str, *, package: str) -> Celery:
             "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
             "socket_connect_timeout": 2,
             "socket_timeout": 5,
+            **_unacked_restore_options(),
         },
         # The outbox relay retries by itself; a publish must fail fast, not block a request.
         task_publish_retry=False,

@@ -41,6 +41,7 @@ E2E_ENV = {
     "LOG_LEVEL": "INFO",
     # Tasks of a killed worker come back after this, instead of the production hour.
     "CELERY_VISIBILITY_TIMEOUT_SECONDS": "20",
+    "CELERY_UNACKED_RESTORE_SECONDS": "5",
 }
 
 

@@ -258,6 +258,37 @@ def test_killed_worker_processes_and_duplicated_messages_never_double_reserve(pl
         platform.ensure_one_instance_each()
 
 
+def test_a_whole_worker_killed_mid_backlog_loses_no_task_and_reserves_once(platform, tokens, shoppers):
+    # Given a backlog of reservations waiting for the catalog's worker
+    product_id = create_product(platform, tokens, stock=50)
+    for worker in platform.workers("catalog"):
+        platform.stop_instance(worker, signal.SIGTERM)
+    try:
+        responses = [checkout(platform, shoppers[i % len(shoppers)].token, [(product_id, 1)]) for i in range(30)]
+        assert [r.status_code for r in responses] == [202] * 30
+        order_ids = [r.json()["id"] for r in responses]
+
+        # When the worker dies as a machine would (SIGKILL to its whole process group) while it
+        # is working the backlog off
+        doomed = platform.platform.start_worker("catalog", beat=True)
+        deadline = time.monotonic() + 30
+        while (reserved_at_kill := count(statuses(platform, tokens, order_ids).values(), "reserved")) == 0:
+            assert time.monotonic() < deadline, "the worker never started on the backlog"
+        platform.kill_instance(doomed)
+        assert reserved_at_kill < 30, "the worker finished before it could be killed mid-backlog"
+
+        # Then a new worker takes the queue, the dead one's tasks come back after the visibility
+        # timeout, and every order is reserved exactly once
+        platform.platform.start_worker("catalog", beat=True)
+        final = settle(platform, tokens, order_ids)
+        assert count(final.values(), "reserved") == 30
+        assert stock_of(platform, tokens, product_id) == {"on_hand": 50, "reserved": 30, "available": 20}
+    finally:
+        for leftover in platform.workers("catalog"):
+            platform.stop_instance(leftover, signal.SIGTERM)
+        platform.ensure_one_instance_each()
+
+
 def test_catalog_down_is_503_and_no_order(platform, tokens, shoppers):
     product_id = create_product(platform, tokens, stock=5)
     shopper = shoppers[-1]
