@@ -34,14 +34,15 @@ def main(argv: list[str]) -> int:
     platform._next_replica[argv[0]] = 1
     proc = platform.start_instance(argv[0])
     print(f"{proc.name} ({proc.instance_id}) is up at {proc.url}; logs: {proc.log_path}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Installed explicitly: a process started in the background inherits SIGINT ignored.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: sys.exit(0))
     try:
         while proc.alive:
             time.sleep(1)
-    except KeyboardInterrupt:
-        pass
     finally:
         platform.stop(proc)
+        print(f"{proc.name} stopped (deregistered, in-flight requests finished)", flush=True)
     return 0
 
 

@@ -486,6 +486,8 @@ class Platform:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As the server will bind: a port whose last connections linger in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -120,6 +120,11 @@ def shadow_user_sync(identity: StaffIdentity) -> Any | None:
         user.is_staff = identity.is_staff
         user.is_superuser = identity.is_superuser
         fields = ["email", "is_staff", "is_superuser"]
+        if _uses_shadow_users(user_model):
+            # The admin greets a user by short name (first_name): the email reads better than
+            # the UUID that is the shadow user's username.
+            user.first_name = identity.email[: user_model._meta.get_field("first_name").max_length]
+            fields.append("first_name")
         if was_staff and not identity.is_staff and _uses_shadow_users(user_model):
             # A new unusable password changes the session hash: sessions still open end now.
             user.set_unusable_password()
