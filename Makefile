@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROJECTS := common auth_service catalog_service order_service profile_service gateway devtools
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up test lint format instance bench-gateway load chart-check clean
+.PHONY: help install up test lint format instance bench-gateway load chart-check lock clean
 
 help:
 	@echo "make up             run the whole platform (gateway on http://127.0.0.1:8000)"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench-gateway  gateway throughput/latency benchmark"
 	@echo "make load           Locust load test against a running platform (make up first)"
 	@echo "make chart-check    lint, render and validate the Helm chart"
+	@echo "make lock           re-resolve requirements/runtime.lock (the images' hashed dependencies)"
 	@echo "make lint | format | clean"
 
 $(STAMP): requirements/constraints.txt requirements/dev.txt $(foreach p,$(PROJECTS),$(p)/pyproject.toml)
@@ -52,6 +53,13 @@ load: install
 
 chart-check:
 	bash charts/check.sh
+
+# The images install requirements/runtime.lock with --require-hashes. Resolved against PyPI only
+# (no local wheel caches or mirrors of this machine), so the hashes are the published files'.
+lock: install
+	cd requirements && env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null \
+		../$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links --index-url https://pypi.org/simple --output-file runtime.lock runtime.in
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

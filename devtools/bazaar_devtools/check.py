@@ -2,9 +2,11 @@
 
 1. ruff (lint and format check);
 2. ``makemigrations --check`` for every Django project (a model change without its migration fails);
-3. each suite of ``tests/`` with its own service's settings, on PostgreSQL when ``DATABASE_URL``
+3. what ships (bazaar_devtools.ship): the Helm chart, the workflow files, the Dockerfile and image
+   lock, migrations safe for a rolling deploy;
+4. each suite of ``tests/`` with its own service's settings, on PostgreSQL when ``DATABASE_URL``
    points at a server (one test database per service), else SQLite;
-4. the end-to-end suite, which starts the real platform as processes.
+5. the end-to-end suite, which starts the real platform as processes.
 
 Redis: ``REDIS_URL`` when set (each suite on its own database index), else an embedded
 redis-server started for the run. Prints one closing line ``check: N passed, N failed``.
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bazaar_devtools import ship
 from bazaar_devtools.platform import ALL_PROJECTS, ROOT, EmbeddedRedis, database_base_name, with_database_name
 
 BIN = Path(sys.executable).parent
@@ -133,10 +136,13 @@ def run_suite(suite: Suite, base_env: dict[str, str], report_dir: Path, extra: l
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", help="comma list of: lint, migrations, " + ", ".join(s.name for s in SUITES))
+    steps = ["lint", "migrations", *ship.STEPS, *(suite.name for suite in SUITES)]
+    parser.add_argument("--only", help="comma list of: " + ", ".join(steps) + " (ship = all four ship steps)")
     parser.add_argument("pytest_args", nargs="*", help="extra arguments for pytest (after --)")
     options = parser.parse_args()
     selected = set(options.only.split(",")) if options.only else None
+    if selected and "ship" in selected:
+        selected |= set(ship.STEPS)
 
     def wanted(name: str) -> bool:
         return selected is None or name in selected
@@ -155,6 +161,23 @@ def main() -> int:
             problems.append("lint")
         if wanted("migrations") and not migrations_are_complete(env):
             problems.append("migrations")
+        for name, step in ship.STEPS.items():
+            if not wanted(name):
+                continue
+            started = time.monotonic()
+            result = step()
+            print(
+                f"[{name}] {'passed' if result else 'NOT RUN' if result is None else 'FAILED'} "
+                f"in {time.monotonic() - started:.0f}s",
+                flush=True,
+            )
+            if result is None:
+                total.skipped += 1
+            elif result:
+                total.passed += 1
+            else:
+                total.failed += 1
+                problems.append(name)
         with tempfile.TemporaryDirectory() as report_dir:
             for suite in SUITES:
                 if not wanted(suite.name):
