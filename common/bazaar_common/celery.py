@@ -1,31 +1,95 @@
-"""The Celery application of a service, configured so that no message is lost.
+"""The Celery application of a service, configured so that no message is lost and no outage of
+the broker stops a worker for good.
 
 * ``task_acks_late`` + ``task_reject_on_worker_lost``: a worker killed mid-task leaves the message
   on the queue for another worker (consumers are idempotent, so a redelivery is harmless);
 * ``worker_prefetch_multiplier=1``: a worker holds one unacknowledged message at a time;
-* a visibility timeout longer than any task and any countdown, so Redis does not hand a running
-  task to a second worker.
+* the broker connection is retried forever, every second or two (never "giving up after 100"),
+  and on connection loss the tasks still running are cancelled rather than acknowledged later on
+  a channel whose connection is gone (kombu's Redis channel then dereferences the closed
+  connection: ``AttributeError: 'NoneType' object has no attribute 'hostname'`` killed the
+  consumer). Their messages come back from the broker and run again, idempotently.
+
+Two brokers, chosen by the scheme of ``CELERY_BROKER_URL`` (see ``docs/broker.md`` for the
+figures behind the choice):
+
+* **RabbitMQ** (``amqp://``, production): durable queues, persistent messages, publisher
+  confirms; a killed worker's unacknowledged messages are redelivered as soon as its connection
+  drops (AMQP heartbeats notice a silent peer within ``CELERY_BROKER_HEARTBEAT_SECONDS`` × 2).
+* **Redis** (``redis://``, the embedded default): no connection-level redelivery. A message taken
+  by a worker that dies is handed out again once it is older than the *visibility timeout*; the
+  restore sweep looks for such messages every ``CELERY_UNACKED_RESTORE_SECONDS``. The timeout
+  must be longer than any task (``CELERY_TASK_TIME_LIMIT_SECONDS`` enforces that) and any
+  countdown, or Redis hands a running task to a second worker: 60 s by default against a 30 s
+  hard limit, so a killed worker's messages are back within about a minute.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
+from celery.worker.consumer import Consumer
 
-# Longer than any task and any countdown; tests that kill whole workers shorten it through the
-# environment so that the lost tasks come back within the test.
-VISIBILITY_TIMEOUT_SECONDS = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT_SECONDS", "3600"))
+# How often a consumer tries the broker again while it is away (kombu's default grows 2, 4, 6 …
+# up to 30 s, so a worker came back up to half a minute after the broker did).
+RECONNECT_INTERVAL_SECONDS = 1.0
 
 
-def _unacked_restore_options() -> dict[str, int]:
-    """How often a worker looks for tasks a dead worker left unacknowledged (kombu's default is
-    about every 100 s, plenty beside an hour's visibility timeout; tests ask for every few)."""
-    seconds = os.environ.get("CELERY_UNACKED_RESTORE_SECONDS")
-    if not seconds:
-        return {}
-    return {"unacked_restore_interval": int(seconds), "unacked_restore_throttle": 1}
+class PromptlyReconnectingConsumer(Consumer):
+    """Celery's consumer, retrying the broker every second instead of with a growing delay."""
+
+    def ensure_connected(self, conn: Any) -> Any:
+        conn.ensure_connection = functools.partial(
+            conn.ensure_connection,
+            interval_start=RECONNECT_INTERVAL_SECONDS,
+            interval_step=0,
+            interval_max=RECONNECT_INTERVAL_SECONDS,
+        )
+        return super().ensure_connected(conn)
+
+
+def is_amqp(broker_url: str) -> bool:
+    return broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
+
+
+def broker_settings(
+    broker_url: str,
+    *,
+    visibility_timeout: int,
+    restore_seconds: int,
+    heartbeat_seconds: int,
+    task_time_limit: int,
+) -> dict[str, Any]:
+    """The Celery settings (``CELERY_``-less names) that depend on the broker."""
+    common: dict[str, Any] = {
+        # Never give up on the broker: a worker that exits after N attempts is a dead consumer.
+        "broker_connection_retry": True,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "broker_connection_timeout": 2,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "task_time_limit": task_time_limit,
+        "task_soft_time_limit": max(1, task_time_limit - 5),
+    }
+    if is_amqp(broker_url):
+        return common | {
+            "broker_heartbeat": heartbeat_seconds,
+            "broker_transport_options": {"confirm_publish": True, "connect_timeout": 2},
+            "task_queue_durable": True,  # the default, stated: queues survive a broker restart
+            "task_default_delivery_mode": "persistent",
+        }
+    options: dict[str, Any] = {
+        "visibility_timeout": visibility_timeout,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
+    if restore_seconds > 0:
+        options |= {"unacked_restore_interval": restore_seconds, "unacked_restore_throttle": 1}
+    return common | {"broker_transport_options": options}
 
 
 def make_celery_app(service: str, *, package: str) -> Celery:
@@ -40,17 +104,11 @@ def make_celery_app(service: str, *, package: str) -> Celery:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
-            "socket_connect_timeout": 2,
-            "socket_timeout": 5,
-            **_unacked_restore_options(),
-        },
-        # The outbox relay retries by itself; a publish must fail fast, not block a request.
+        # The outbox relay retries by itself; a publish must fail fast, not block a thread.
         task_publish_retry=False,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        worker_consumer="bazaar_common.celery:PromptlyReconnectingConsumer",
     )
     app.autodiscover_tasks()
     return app

@@ -105,6 +105,10 @@ class RedisRegistry:
         self._lock = threading.Lock()
         self.last_error: str | None = None
         self.last_error_at = 0.0
+        # The registry's generation (see ``register``) and, after it changed, until when readers
+        # keep the instances they knew beside the ones that re-registered already.
+        self._epoch: str | None = None
+        self._repopulating_until = 0.0
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisRegistry:
@@ -118,8 +122,15 @@ class RedisRegistry:
         return f"{self.prefix}:{service}:{instance_id}"
 
     def register(self, instance: Instance) -> None:
-        """Register or renew ``instance`` (a heartbeat is just a re-registration)."""
+        """Register or renew ``instance`` (a heartbeat is just a re-registration).
+
+        The first registration into an empty Redis also writes the registry's *epoch*, a random
+        id without TTL: when Redis comes back empty (restart, failover, flush) the epoch is gone
+        or new, and readers know the registry is being repopulated rather than that every
+        instance left.
+        """
         pipe = self.redis.pipeline(transaction=True)
+        pipe.set(f"{self.prefix}:epoch", uuid.uuid4().hex, nx=True)
         pipe.sadd(f"{self.prefix}:services", instance.service)
         pipe.sadd(self._service_key(instance.service), instance.instance_id)
         pipe.set(
@@ -141,9 +152,17 @@ class RedisRegistry:
 
     def lookup(self, service: str) -> list[Instance]:
         """Live instances of ``service``, straight from Redis (no cache)."""
-        ids = sorted(member.decode() for member in self.redis.smembers(self._service_key(service)))
+        return self._lookup(service)[0]
+
+    def _lookup(self, service: str) -> tuple[list[Instance], str | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.smembers(self._service_key(service))
+        pipe.get(f"{self.prefix}:epoch")
+        members, raw_epoch = pipe.execute()
+        epoch = raw_epoch.decode() if raw_epoch else None
+        ids = sorted(member.decode() for member in members)
         if not ids:
-            return []
+            return [], epoch
         raws = self.redis.mget([self._instance_key(service, instance_id) for instance_id in ids])
         alive: list[Instance] = []
         expired: list[str] = []
@@ -155,7 +174,21 @@ class RedisRegistry:
         if expired:
             # Their keys expired: the heartbeat stopped. Tidy the set so it does not grow forever.
             self.redis.srem(self._service_key(service), *expired)
-        return alive
+        return alive, epoch
+
+    def _while_repopulating(self, found: list[Instance], epoch: str | None, known: list[Instance]) -> list[Instance]:
+        """After Redis lost the registry, the last known instances stay beside the re-registered
+        ones for one TTL: every live instance is back by then (it beats more often than that)."""
+        now = time.monotonic()
+        if epoch != self._epoch:
+            if self._epoch is not None:
+                self._repopulating_until = now + self.ttl_ms / 1000
+                logger.warning("registry lost its entries; keeping the known instances while they re-register")
+            self._epoch = epoch
+        if now >= self._repopulating_until or not known:
+            return found
+        present = {instance.instance_id for instance in found}
+        return found + [instance for instance in known if instance.instance_id not in present]
 
     def instances(self, service: str) -> list[Instance]:
         """Live instances of ``service``, cached for ``cache_seconds``; the last known ones while
@@ -170,7 +203,8 @@ class RedisRegistry:
             if cached is not None and now - cached[0] < self.cache_seconds:
                 return cached[1]
             try:
-                found = self.lookup(service)
+                found, epoch = self._lookup(service)
+                found = self._while_repopulating(found, epoch, cached[1] if cached is not None else [])
             except redis.RedisError as exc:
                 stale = cached[1] if cached is not None else []
                 # Keep routing to what we knew; ask Redis again after retry_seconds, not per request.
@@ -362,6 +396,15 @@ class HealthMonitor:
         ]
         return healthy or instances  # panic mode: all failing → keep them all
 
+    def confirmed(self, instances: list[Instance]) -> list[Instance]:
+        """The instances whose last active checks passed (no panic mode: possibly none)."""
+        states = self.states
+        return [
+            instance
+            for instance in instances
+            if (state := states.get(instance.instance_id)) is not None and state.healthy and state.last_checked
+        ]
+
 
 _monitor: HealthMonitor | None = None
 
@@ -388,6 +431,15 @@ def health_filter() -> Callable[[list[Instance]], list[Instance]]:
     return keep_fit
 
 
+def health_confirmed() -> Callable[[list[Instance]], list[Instance]]:
+    """For ``ServiceClient(confirmed_healthy=…)``: the instances the monitor saw pass, if any."""
+
+    def confirmed(instances: list[Instance]) -> list[Instance]:
+        return _monitor.confirmed(instances) if _monitor is not None else []
+
+    return confirmed
+
+
 # --------------------------------------------------------------------------------------------
 # Registration and heartbeat
 # --------------------------------------------------------------------------------------------
@@ -395,8 +447,9 @@ class Heartbeat:
     """Keeps one instance registered until stopped; deregisters on a clean stop.
 
     With an ``alive`` probe the entry is renewed only while the probe passes, so an instance that
-    is up but not answering drops out within the TTL. Until the first registration it looks every
-    0.2 s (the server is still starting), then every ``interval``.
+    is up but not answering drops out within the TTL. Until the first registration, and after a
+    failed one, it tries every 0.2 s (the server is starting, or Redis is away), else every
+    ``interval``.
     """
 
     def __init__(
@@ -429,8 +482,11 @@ class Heartbeat:
             self.registered = True
         except redis.RedisError as exc:
             # Redis being away must not take the service down; the instance simply is not
-            # discoverable until the next successful beat.
-            logger.warning("heartbeat failed", extra={"error": str(exc)})
+            # discoverable until the next successful beat, tried every 0.2 s from now on so that
+            # it is back the moment Redis answers.
+            if self.registered:
+                logger.warning("heartbeat failed", extra={"error": str(exc)})
+            self.registered = False
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval if self.registered else 0.2):

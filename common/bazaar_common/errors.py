@@ -7,10 +7,12 @@ at the exact input that was wrong. Faults of a dependency are 503/504 with ``Ret
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -18,6 +20,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# A 503/504 a service answers because something it depends on (another service, its database,
+# the broker) is away, not because the instance itself is failing. Callers (the gateway) must not
+# count it against the instance's or the service's breaker: other routes of the same service
+# that do not need that dependency keep working.
+DEPENDENCY_FAULT_HEADER = "Bazaar-Fault"
+DEPENDENCY_FAULT = "dependency"
+DATABASE_RETRY_AFTER_SECONDS = 2
 
 TITLES = {
     400: "Invalid request",
@@ -48,6 +57,20 @@ class ServiceUnavailable(exceptions.APIException):
     def __init__(self, detail: str | None = None, *, retry_after: int = 5) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    default_detail = "The database is unavailable for a moment; retry shortly."
+    default_code = "database_unavailable"
+
+
+def is_database_fault(exc: BaseException | None) -> bool:
+    """A lost or refused database connection (not a bad query or a constraint violation)."""
+    while exc is not None:
+        if isinstance(exc, (OperationalError, InterfaceError)) or type(exc) is DatabaseError:
+            return True
+        exc = exc.__cause__
+    return False
 
 
 class GatewayTimeout(ServiceUnavailable):
@@ -122,6 +145,9 @@ def flatten_field_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, reshaped into problem details."""
+    if is_database_fault(exc):
+        logger.warning("database unavailable", extra={"error": f"{exc.__class__.__name__}: {exc}"[:300]})
+        exc = DatabaseUnavailable(retry_after=DATABASE_RETRY_AFTER_SECONDS)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -150,7 +176,25 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         retry_after = getattr(exc, "wait", None)
     if retry_after is not None:
         response["Retry-After"] = str(int(retry_after) if retry_after >= 1 else 1)
+    if isinstance(exc, ServiceUnavailable):
+        mark_dependency_fault(response)
     return response
+
+
+def mark_dependency_fault(response: HttpResponse) -> HttpResponse:
+    """Say in a header that this 503/504 is a dependency's outage (the body stays as it is)."""
+    response[DEPENDENCY_FAULT_HEADER] = DEPENDENCY_FAULT
+    return response
+
+
+def database_unavailable_response() -> JsonResponse:
+    response = problem_response(
+        503,
+        DatabaseUnavailable.default_detail,
+        retry_after=DATABASE_RETRY_AFTER_SECONDS,
+        code=DatabaseUnavailable.default_code,
+    )
+    return mark_dependency_fault(response)
 
 
 class JsonErrorMiddleware:
@@ -169,6 +213,9 @@ class JsonErrorMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if is_database_fault(exception):  # the admin's pages too: a blip is not a crash
+            logger.warning("database unavailable", extra={"path": request.path, "error": str(exception)[:300]})
+            return database_unavailable_response()
         if self._is_admin(request):
             return None
         if isinstance(exception, Http404):
@@ -194,4 +241,8 @@ def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonRe
 
 
 def json_500(request: HttpRequest) -> JsonResponse:
+    # Django calls this while handling the exception (one raised outside a view, e.g. in a
+    # middleware): a database fault is a 503, whatever raised it.
+    if is_database_fault(sys.exc_info()[1]):
+        return database_unavailable_response()
     return problem_response(500, "An unexpected error occurred; it has been logged.")

@@ -46,7 +46,7 @@ from urllib3.exceptions import (
 )
 
 from bazaar_common.discovery import Instance
-from bazaar_common.errors import GatewayTimeout, ServiceUnavailable
+from bazaar_common.errors import DEPENDENCY_FAULT, DEPENDENCY_FAULT_HEADER, GatewayTimeout, ServiceUnavailable
 from bazaar_common.request_id import REQUEST_ID_HEADER, current_request_id
 
 logger = logging.getLogger(__name__)
@@ -59,6 +59,21 @@ RETRYABLE_STATUSES = frozenset({502, 503, 504})
 def counts_as_failure(status: int) -> bool:
     """Server errors count against a breaker; client errors (4xx) never do."""
     return status >= 500 and status not in (501, 505)
+
+
+def is_dependency_fault(headers: Mapping[str, str]) -> bool:
+    """The upstream says its 503 is a dependency's outage (its database, another service), not
+    its own failure (see ``errors.DEPENDENCY_FAULT_HEADER``)."""
+    return headers.get(DEPENDENCY_FAULT_HEADER) == DEPENDENCY_FAULT
+
+
+def own_failure(status: int, headers: Mapping[str, str]) -> bool:
+    """Counts against the instance's and the service's breakers: the instance's own server error.
+
+    A dependency's outage answered by a healthy instance does not: a route that does not need
+    that dependency must keep working.
+    """
+    return counts_as_failure(status) and not is_dependency_fault(headers)
 
 
 class UpstreamFailure(Exception):
@@ -385,12 +400,19 @@ class CallPolicy:
     """Timeouts and retry rules of one kind of call (the gateway has one per route)."""
 
     connect_timeout: float = 1.0
-    read_timeout: float = 5.0
+    read_timeout: float = 5.0  # the call's overall deadline for reading answers
     max_attempts: int = 3
     retry_idempotent: bool = True
+    # An idempotent attempt that is not the last one may take this share of the deadline; a hung
+    # instance then costs a retry on another instance, not the request.
+    attempt_share: float = 0.5
 
     def timeout(self) -> urllib3.Timeout:
         return urllib3.Timeout(connect=self.connect_timeout, read=self.read_timeout)
+
+    def attempt_timeout(self, remaining: float, *, last: bool) -> urllib3.Timeout:
+        read = remaining if last else min(remaining, self.read_timeout * self.attempt_share)
+        return urllib3.Timeout(connect=self.connect_timeout, read=max(read, 0.05))
 
 
 class ServiceClient:
@@ -406,6 +428,7 @@ class ServiceClient:
         pool_maxsize: int = 32,
         auth_header: Callable[[], str | None] | None = None,
         healthy: Callable[[list[Instance]], list[Instance]] | None = None,
+        confirmed_healthy: Callable[[list[Instance]], list[Instance]] | None = None,
         balancer: str = "least_outstanding",
         retry_budget: RetryBudget | None = None,
         instance_failure_threshold: int = 5,
@@ -416,6 +439,7 @@ class ServiceClient:
     ) -> None:
         self._instances = instances
         self._healthy = healthy
+        self._confirmed_healthy = confirmed_healthy
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_attempts = max(1, min(max_attempts, 3))
@@ -510,7 +534,7 @@ class ServiceClient:
         if read_timeout is not None:
             policy = CallPolicy(self.connect_timeout, read_timeout, self.max_attempts)
         response = self.send(service, method, url_path, body=body, headers=send_headers, policy=policy)
-        if counts_as_failure(response.status):
+        if counts_as_failure(response.status):  # for the caller a dependency's 503 is a failure too
             raise ServiceUnavailable(f"The {service} service failed ({response.status}).", retry_after=5)
         return response
 
@@ -538,7 +562,9 @@ class ServiceClient:
                 retry_after=service_breaker.retry_after(),
             )
         try:
-            response = self._attempts(service, method, url_path, body, headers, policy, decode_content)
+            response = self._attempts(
+                service, method, url_path, body, headers, policy, decode_content, service_probe=bool(service_probe)
+            )
         except _NoInstance as exc:
             service_breaker._release(service_probe)
             if exc.retry_after is not None:
@@ -553,27 +579,42 @@ class ServiceClient:
         except BaseException:
             service_breaker._release(service_probe)
             raise
-        if counts_as_failure(response.status):
+        if own_failure(response.status, response.headers):
             service_breaker.failure(service_probe, UpstreamFailure(str(response.status)))
         else:
             service_breaker.success(service_probe)
         return response
 
     # ---- internals ------------------------------------------------------------------------
-    def _candidates(self, service: str) -> list[Instance]:
-        """Instances in the order to try them: healthy ones, balanced, open breakers left out."""
+    def _candidates(self, service: str, *, service_probe: bool = False) -> tuple[list[Instance], set[str]]:
+        """Instances in the order to try them (healthy ones, balanced, open breakers left out),
+        and the ids the active health check confirmed healthy.
+
+        Half-open probes (the service's, or an instance's) go only to confirmed instances when
+        there are any: one slow instance must not fail the probe while others are up.
+        """
         found = self._instances(service)
         if not found:
-            return []
+            return [], set()
+        confirmed = {i.instance_id for i in self._confirmed_healthy(found)} if self._confirmed_healthy else set()
         if self._healthy is not None:
             found = self._healthy(found)
         ordered = self.balancer.order(found)
         breakers = self._breakers
-        return [
+        candidates = [
             instance
             for instance in ordered
             if (breaker := breakers.get(instance.instance_id)) is None or breaker.state != STATE_OPEN
         ]
+        if service_probe and confirmed:
+            closed = [
+                instance
+                for instance in candidates
+                if instance.instance_id in confirmed
+                and ((breaker := breakers.get(instance.instance_id)) is None or breaker.state == STATE_CLOSED)
+            ]
+            candidates = closed or candidates
+        return candidates, confirmed
 
     def _attempts(
         self,
@@ -584,23 +625,32 @@ class ServiceClient:
         headers: Mapping[str, str],
         policy: CallPolicy,
         decode_content: bool,
+        *,
+        service_probe: bool = False,
     ) -> ServiceResponse:
-        candidates = self._candidates(service)
+        candidates, confirmed = self._candidates(service, service_probe=service_probe)
         if not candidates:
             raise _NoInstance(self._open_retry_after(service))
         idempotent = method in IDEMPOTENT_METHODS and policy.retry_idempotent
-        timeout = policy.timeout()
+        deadline = time.monotonic() + policy.read_timeout
         self.retry_budget.deposit()
         last_error: Exception | None = None
         last_response: ServiceResponse | None = None
+        timed_out: _ReadTimedOut | None = None
         attempts = 0
-        for instance in candidates:
+        for index, instance in enumerate(candidates):
             if attempts >= policy.max_attempts:
                 break
+            remaining = deadline - time.monotonic()
+            if timed_out is not None and remaining < 0.05:
+                break  # the call's deadline is spent
             breaker = self.breaker_for(instance)
             probing = breaker.acquire()
             if probing is None:
                 continue  # open, or its half-open probe slots are taken: try the next one
+            if probing and confirmed and instance.instance_id not in confirmed:
+                breaker._release(probing)
+                continue  # no probe to an instance the active check does not vouch for
             if attempts > 0:
                 if not self.retry_budget.try_withdraw():
                     breaker._release(probing)
@@ -610,14 +660,17 @@ class ServiceClient:
                 if UPSTREAM_RETRIES is not None:
                     UPSTREAM_RETRIES.labels(service).inc()
             attempts += 1
+            last = not idempotent or attempts >= policy.max_attempts or index == len(candidates) - 1
+            timeout = policy.attempt_timeout(remaining, last=last)
             try:
                 response = self._send(instance, method, url_path, body, headers, timeout, decode_content)
             except _ReadTimedOut as exc:
                 breaker.failure(probing, exc)
-                raise GatewayTimeout(
-                    f"The {service} service did not answer within {policy.read_timeout:g} s.",
-                    retry_after=1,
-                ) from exc
+                if last:
+                    raise self._timeout(service, policy) from exc
+                timed_out = exc  # a hung instance: the read goes to another one
+                self._log_attempt(service, instance, attempts, "read timeout")
+                continue
             except _ConnectFailed as exc:
                 breaker.failure(probing, exc)
                 last_error = exc  # nothing was sent: safe for any method
@@ -628,7 +681,10 @@ class ServiceClient:
                     raise ServiceUnavailable(f"The connection to the {service} service broke.", retry_after=2) from exc
             else:
                 if counts_as_failure(response.status):
-                    breaker.failure(probing, UpstreamFailure(str(response.status)))
+                    if own_failure(response.status, response.headers):
+                        breaker.failure(probing, UpstreamFailure(str(response.status)))
+                    else:
+                        breaker.success(probing)  # it answered; its dependency did not
                     last_response = response
                     if idempotent and response.status in RETRYABLE_STATUSES:
                         last_error = None
@@ -640,9 +696,15 @@ class ServiceClient:
             self._log_attempt(service, instance, attempts, str(last_error))
         if last_response is not None:
             return last_response  # the upstream's own 5xx answer, passed on as it is
+        if timed_out is not None:
+            raise self._timeout(service, policy) from timed_out
         if attempts == 0:
             raise _NoInstance(self._open_retry_after(service))
         raise ServiceUnavailable(f"The {service} service is unavailable.", retry_after=2)
+
+    @staticmethod
+    def _timeout(service: str, policy: CallPolicy) -> GatewayTimeout:
+        return GatewayTimeout(f"The {service} service did not answer within {policy.read_timeout:g} s.", retry_after=1)
 
     def _open_retry_after(self, service: str) -> int | None:
         """When instances exist but no breaker is closed: seconds until one may be tried again."""
@@ -712,6 +774,8 @@ class ServiceClient:
         except (ConnectTimeoutError, NewConnectionError) as exc:
             raise _ConnectFailed(str(exc)) from exc
         except ReadTimeoutError as exc:
+            # A sample as slow as the timeout: the balancer puts a hung instance last.
+            elapsed_ms = (time.perf_counter() - started) * 1000
             raise _ReadTimedOut(str(exc)) from exc
         except (ProtocolError, HTTPError, OSError) as exc:
             raise _ConnectionBroken(str(exc)) from exc
@@ -784,11 +848,12 @@ def service_client() -> ServiceClient:
         with _default_lock:
             if _default_client is None:
                 from bazaar_common.auth.service_tokens import service_authorization_header
-                from bazaar_common.discovery import get_registry, health_filter
+                from bazaar_common.discovery import get_registry, health_confirmed, health_filter
 
                 _default_client = ServiceClient(
                     get_registry().instances,
                     auth_header=service_authorization_header,
                     healthy=health_filter(),
+                    confirmed_healthy=health_confirmed(),
                 )
     return _default_client

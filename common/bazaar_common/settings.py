@@ -213,8 +213,7 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
             "SERVE_INCLUDE_SCHEMA": False,
             "COMPONENT_SPLIT_REQUEST": True,
         },
-        "CELERY_BROKER_URL": env("CELERY_BROKER_URL", redis_url()),
-        "CELERY_TASK_ALWAYS_EAGER": env_bool("CELERY_TASK_ALWAYS_EAGER", False),
+        **celery_settings(),
         "LOGGING": logging_config(service),
         "SESSION_COOKIE_NAME": f"bazaar_{service}_session",
         "CSRF_COOKIE_NAME": f"bazaar_{service}_csrftoken",
@@ -227,6 +226,25 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
         "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024),
         "DISCOVERY_TTL_SECONDS": env_float("DISCOVERY_TTL_SECONDS", 6.0),
         "DISCOVERY_HEARTBEAT_SECONDS": env_float("DISCOVERY_HEARTBEAT_SECONDS", 2.0),
+    }
+
+
+def celery_settings() -> dict[str, Any]:
+    """Broker and task settings (``CELERY_`` namespace); the trade-offs are in ``celery.py``."""
+    from bazaar_common.celery import broker_settings
+
+    broker_url = env("CELERY_BROKER_URL") or redis_url()
+    tuned = broker_settings(
+        broker_url,
+        visibility_timeout=env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 60),
+        restore_seconds=env_int("CELERY_UNACKED_RESTORE_SECONDS", 5),
+        heartbeat_seconds=env_int("CELERY_BROKER_HEARTBEAT_SECONDS", 10),
+        task_time_limit=env_int("CELERY_TASK_TIME_LIMIT_SECONDS", 30),
+    )
+    return {
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_TASK_ALWAYS_EAGER": env_bool("CELERY_TASK_ALWAYS_EAGER", False),
+        **{f"CELERY_{name.upper()}": value for name, value in tuned.items()},
     }
 
 

@@ -116,3 +116,58 @@ def test_instance_description_from_the_environment(monkeypatch):
     )
     assert instance.metadata["zone"] == "b"
     assert instance.metadata["canary"] == "1"
+
+
+def _wipe(registry: RedisRegistry) -> None:
+    """What a Redis restarted without its data looks like to the registry."""
+    keys = list(registry.redis.scan_iter(f"{registry.prefix}:*"))
+    if keys:
+        registry.redis.delete(*keys)
+
+
+def test_readers_keep_the_known_instances_while_an_emptied_registry_is_repopulated(registry):
+    registry.ttl_ms = 1500
+    registry.register(_instance("catalog-1"))
+    registry.register(_instance("catalog-2"))
+    assert [i.instance_id for i in registry.instances("catalog")] == ["catalog-1", "catalog-2"]
+
+    # Redis comes back empty: every entry and the registry's epoch are gone
+    _wipe(registry)
+    while_empty = [i.instance_id for i in registry.instances("catalog")]
+    # one instance re-registers (its next heartbeat), the other has not yet
+    registry.register(_instance("catalog-2"))
+    while_repopulating = [i.instance_id for i in registry.instances("catalog")]
+    # one TTL later Redis is trusted again: catalog-1 did not come back, so it is gone
+    time.sleep(1.6)
+    registry.register(_instance("catalog-2"))
+    afterwards = [i.instance_id for i in registry.instances("catalog")]
+
+    assert while_empty == ["catalog-1", "catalog-2"]
+    assert sorted(while_repopulating) == ["catalog-1", "catalog-2"]
+    assert afterwards == ["catalog-2"]
+
+
+def test_instances_that_deregister_are_gone_at_once_without_an_epoch_change(registry):
+    registry.register(_instance("catalog-1"))
+    assert [i.instance_id for i in registry.instances("catalog")] == ["catalog-1"]
+
+    registry.deregister("catalog", "catalog-1")
+
+    assert registry.instances("catalog") == []
+
+
+def test_a_heartbeat_that_failed_retries_within_a_fraction_of_a_second(registry):
+    live = registry.redis
+    registry.redis = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    beat = Heartbeat(registry, _instance(), interval=30).start()  # a long interval on purpose
+    try:
+        assert beat.registered is False
+        registry.redis = live  # Redis answers again
+        deadline = time.monotonic() + 2
+        while not beat.registered and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        assert beat.registered is True
+        assert [i.instance_id for i in registry.lookup("catalog")] == ["catalog-1"]
+    finally:
+        beat.stop()

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from django.db import IntegrityError, InterfaceError, OperationalError
+from django.test import RequestFactory
 from rest_framework import serializers
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
 
-from bazaar_common.errors import ServiceUnavailable, flatten_field_errors, problem_exception_handler
+from bazaar_common.errors import (
+    DEPENDENCY_FAULT,
+    DEPENDENCY_FAULT_HEADER,
+    JsonErrorMiddleware,
+    ServiceUnavailable,
+    flatten_field_errors,
+    is_database_fault,
+    json_500,
+    problem_exception_handler,
+)
 
 
 class _Input(serializers.Serializer):
@@ -87,3 +100,57 @@ def test_request_id_is_kept_when_valid_and_replaced_when_not(client, db):
     assert kept["X-Request-ID"] == "req-12345678"
     assert len(replaced["X-Request-ID"]) == 32
     assert replaced["X-Request-ID"] != "bad id\nwith newline"
+
+
+class _DatabaseGoneApi(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def get(self, request):
+        raise OperationalError("terminating connection due to administrator command")
+
+
+def test_a_lost_database_connection_in_an_api_is_503_with_retry_after_and_the_dependency_mark():
+    request = APIRequestFactory().get("/db")
+
+    response = _DatabaseGoneApi.as_view()(request).render()
+
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["Retry-After"] == "2"
+    assert response[DEPENDENCY_FAULT_HEADER] == DEPENDENCY_FAULT
+    assert response.data == {
+        "type": "about:blank",
+        "title": "Service unavailable",
+        "status": 503,
+        "detail": "The database is unavailable for a moment; retry shortly.",
+        "code": "database_unavailable",
+    }
+
+
+@pytest.mark.parametrize("path", ["/api/v1/whatever", "/admin/orders/"])
+def test_a_database_fault_outside_drf_is_503_in_apis_and_admin_pages(rf, path):
+    middleware = JsonErrorMiddleware(lambda request: None)
+
+    response = middleware.process_exception(rf.get(path), InterfaceError("connection already closed"))
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "2"
+    assert response[DEPENDENCY_FAULT_HEADER] == DEPENDENCY_FAULT
+    assert json.loads(response.content)["code"] == "database_unavailable"
+
+
+def test_a_database_fault_raised_in_a_middleware_is_503_not_500(rf):
+    try:
+        raise OperationalError("server closed the connection unexpectedly")
+    except OperationalError:
+        response = json_500(rf.get("/api/v1/whatever"))  # Django calls it inside the except
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "2"
+
+
+def test_other_database_errors_are_still_500():
+    assert is_database_fault(IntegrityError("duplicate key")) is False
+    assert is_database_fault(OperationalError("too many clients")) is True
+    assert json_500(RequestFactory().get("/x")).status_code == 500

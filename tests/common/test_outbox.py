@@ -15,7 +15,7 @@ from django.db import connection, transaction
 
 from bazaar_common.contracts import Route
 from bazaar_common.outbox.models import OutboxMessage, ProcessedMessage
-from bazaar_common.outbox.services import message_consume_once, outbox_enqueue, outbox_publish
+from bazaar_common.outbox.services import message_consume_once, outbox_enqueue, outbox_publish, publisher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,6 +70,7 @@ def test_committed_message_is_published_to_the_receivers_queue(route, broker):
     with transaction.atomic():
         (message,) = outbox_enqueue(routes=route, payload={"order_id": "o-2"})
 
+    assert publisher.wait_idle(10)
     message.refresh_from_db()
     assert message.published_at is not None
     raw = broker.lpop(route.queue)
@@ -83,6 +84,7 @@ def test_broker_outage_delays_the_message_and_the_relay_sends_it_later(route, br
     broker_switch.down()
     with transaction.atomic():
         (message,) = outbox_enqueue(routes=route, payload={"order_id": "o-3"})
+    assert publisher.wait_idle(10)
 
     # Then the message waits in the outbox, with the failure recorded
     message.refresh_from_db()
@@ -105,6 +107,7 @@ def test_fan_out_writes_one_message_per_route(broker):
     with transaction.atomic():
         messages = outbox_enqueue(routes=routes, payload={"user_id": "u-1"})
 
+    assert publisher.wait_idle(10)
     assert [m.task_name for m in messages] == ["tests.a", "tests.b"]
     assert broker.llen(routes[0].queue) == 1
     assert broker.llen(routes[1].queue) == 1

@@ -36,6 +36,7 @@ class Backend:
         self.name = name
         self.ready = True
         self.fail_status: int | None = None
+        self.fail_headers: list[tuple[str, str]] = []
         self.delay = 0.0
         self.hits = 0
         self.received: list[dict[str, Any]] = []
@@ -98,7 +99,9 @@ class Backend:
         if delay:
             time.sleep(delay)
         if self.fail_status is not None:
-            start_response(f"{self.fail_status} Failing", [("Content-Type", "application/problem+json")])
+            start_response(
+                f"{self.fail_status} Failing", [("Content-Type", "application/problem+json"), *self.fail_headers]
+            )
             return [json.dumps({"status": self.fail_status, "instance": self.name}).encode()]
         if path.startswith("/api/v1/catalog/status/"):
             code = int(path.rsplit("/", 1)[1])

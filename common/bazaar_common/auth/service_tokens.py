@@ -1,20 +1,30 @@
 """Service credentials: each service gets short-lived tokens with role ``service`` from auth.
 
-Configured by ``SERVICE_CLIENT_ID`` and ``SERVICE_CLIENT_SECRET``. The token is cached until a
-minute before it expires, so service-to-service calls do not ask auth each time.
+Configured by ``SERVICE_CLIENT_ID`` and ``SERVICE_CLIENT_SECRET``. The token is cached in the
+process and renewed once half its lifetime has passed; when renewing fails (auth, or the Redis
+behind auth's limiter, is away) the cached token keeps being used until shortly before it
+really expires, and renewal is tried again at most every few seconds. A Redis or auth outage
+therefore costs service-to-service calls nothing for minutes.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 
 from bazaar_common.errors import ServiceUnavailable
 
+logger = logging.getLogger(__name__)
+
 SERVICE_TOKEN_PATH = "/internal/v1/auth/service-token"
+# Stop using a token this long before it expires (clock skew, the call's own duration).
+EXPIRY_MARGIN_SECONDS = 15
+RENEW_RETRY_SECONDS = 5
 _lock = threading.Lock()
-_cached: tuple[str, float] | None = None
+_cached: tuple[str, float, float] | None = None  # token, renew after, expires at
+_renew_failed_at = 0.0
 
 
 def _fetch_service_token() -> tuple[str, float]:
@@ -35,19 +45,43 @@ def _fetch_service_token() -> tuple[str, float]:
     if response.status != 200:
         raise ServiceUnavailable(f"auth refused this service's credentials ({response.status}).")
     data = response.json()
-    return data["access"], time.time() + float(data.get("expires_in", 300))
+    return data["access"], float(data.get("expires_in", 300))
 
 
 def service_authorization_header() -> str:
-    global _cached
+    cached = _cached
     now = time.time()
-    if _cached is None or _cached[1] - 60 < now:
+    if cached is None or now >= cached[1]:
         with _lock:
-            if _cached is None or _cached[1] - 60 < now:
-                _cached = _fetch_service_token()
-    return f"Bearer {_cached[0]}"
+            cached = _renew(now)
+    return f"Bearer {cached[0]}"
+
+
+def _renew(now: float) -> tuple[str, float, float]:
+    """A fresh token, or the cached one while it is still valid and renewing fails."""
+    global _cached, _renew_failed_at
+    cached = _cached
+    if cached is not None and now < cached[1]:
+        return cached  # another thread renewed it meanwhile
+    usable = cached is not None and now < cached[2] - EXPIRY_MARGIN_SECONDS
+    if usable and now - _renew_failed_at < RENEW_RETRY_SECONDS:
+        return cached  # renewal failed a moment ago: do not ask auth on every call
+    try:
+        token, lifetime = _fetch_service_token()
+    except ServiceUnavailable as exc:
+        if not usable:
+            raise
+        _renew_failed_at = now
+        logger.warning(
+            "service token renewal failed; using the cached token until it expires",
+            extra={"error": str(exc.detail), "expires_in": round(cached[2] - now)},
+        )
+        return cached
+    _cached = (token, now + lifetime / 2, now + lifetime)
+    return _cached
 
 
 def forget_service_token() -> None:
-    global _cached
+    global _cached, _renew_failed_at
     _cached = None
+    _renew_failed_at = 0.0

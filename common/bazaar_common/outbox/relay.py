@@ -21,8 +21,12 @@ def _loop(interval: float) -> None:
     from bazaar_common.outbox.services import outbox_publish
 
     while not _stop.is_set():
-        close_old_connections()
-        published = outbox_publish()
+        try:
+            close_old_connections()
+            published = outbox_publish()
+        except Exception as exc:  # whatever fails (database, broker), the relay goes on
+            logger.warning("outbox relay round failed", extra={"error": str(exc)})
+            published = 0
         if published:
             logger.info("outbox relayed", extra={"count": published})
             continue  # there may be more: go again at once

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, is_dataclass
 from typing import Any
@@ -31,9 +34,73 @@ def outbox_enqueue(*, routes: Route | Iterable[Route], payload: Any) -> list[Out
         for route in route_list
     ]
     ids = [message.id for message in messages]
-    # Publishing right after commit keeps latency low; the relay catches whatever this misses.
-    transaction.on_commit(lambda: outbox_publish(ids=ids))
+    # Published right after commit by this process's publisher thread, so the request never
+    # waits for the broker (a broker outage used to hold every checkout ~6 s); the relay catches
+    # whatever that misses.
+    transaction.on_commit(lambda: publisher.submit(ids))
     return messages
+
+
+class BackgroundPublisher:
+    """A daemon thread that publishes the messages of committed transactions soon after commit.
+
+    After a failed publish it stops trying for ``pause_seconds`` and leaves the backlog to the
+    relay, so an outage costs one connect timeout, not one per message.
+    """
+
+    def __init__(self, pause_seconds: float = 5.0) -> None:
+        self.pause_seconds = pause_seconds
+        self._queue: queue.SimpleQueue[tuple[Any, list[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._paused_until = 0.0
+
+    def submit(self, ids: list[Any]) -> None:
+        from celery import current_app
+
+        self._idle.clear()
+        # With the Celery app current where the transaction committed (a thread has its own).
+        self._queue.put((current_app._get_current_object(), ids))
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="outbox-publisher", daemon=True)
+                    self._thread.start()
+
+    def resume(self) -> None:
+        self._paused_until = 0.0
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted was tried (tests, and a clean shutdown)."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        while True:
+            app, ids = self._queue.get()
+            try:
+                app.set_current()
+                if time.monotonic() >= self._paused_until:
+                    close_old_connections()
+                    if outbox_publish(ids=ids) < len(ids) and _unpublished_count(ids):
+                        self._paused_until = time.monotonic() + self.pause_seconds
+            except Exception as exc:  # never let the thread die; the relay has the backlog
+                logger.warning("outbox publisher round failed", extra={"error": str(exc)})
+            finally:
+                if self._queue.empty():
+                    # Nothing waiting: give the connection back (a test database, a pooler).
+                    connection.close()
+                    self._idle.set()
+
+
+def _unpublished_count(ids: list[Any]) -> int:
+    return OutboxMessage.objects.filter(id__in=ids, published_at__isnull=True).count()
+
+
+publisher = BackgroundPublisher()
 
 
 def _send(message: OutboxMessage) -> None:
@@ -63,6 +130,8 @@ def _publish_locked(queryset: Any) -> int:
         message.attempts += 1
         message.save(update_fields=["published_at", "attempts"])
         published += 1
+    if published:
+        publisher.resume()  # the broker answers again
     return published
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from bazaar_common.discovery import get_registry, health_filter, start_health_monitor
+from bazaar_common.discovery import get_registry, health_confirmed, health_filter, start_health_monitor
 from bazaar_common.http import RetryBudget, ServiceClient
 
 _client: ServiceClient | None = None
@@ -24,6 +24,7 @@ def upstream_client() -> ServiceClient:
                 _client = ServiceClient(
                     get_registry().instances,
                     healthy=health_filter(),
+                    confirmed_healthy=health_confirmed(),
                     balancer=settings.GATEWAY_BALANCER,
                     pool_maxsize=settings.GATEWAY_UPSTREAM_POOL_SIZE,
                     retry_budget=RetryBudget(ratio=settings.GATEWAY_RETRY_BUDGET_RATIO),
