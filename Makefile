@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 PROJECTS := common auth_service catalog_service order_service profile_service gateway devtools
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up test lint format instance bench-gateway load chart-check lock clean
+.PHONY: help install up down test lint format instance bench-gateway load chart-check lock clean
 
 help:
 	@echo "make up             run the whole platform (gateway on http://127.0.0.1:8000)"
+	@echo "make down           stop the platform make up runs from this checkout (from any shell)"
 	@echo "make test           lint, migration check, every service's tests and the end-to-end suite"
 	@echo "make instance SERVICE=catalog   one more instance of a service into the running platform"
 	@echo "make bench-gateway  gateway throughput/latency benchmark"
@@ -30,6 +31,9 @@ install: $(STAMP)
 up: install
 	$(BIN)/python -m bazaar_devtools.up
 
+down: install
+	$(BIN)/python -m bazaar_devtools.down
+
 test: install
 	$(BIN)/python -m bazaar_devtools.check
 
@@ -47,9 +51,8 @@ bench-gateway: install
 	$(BIN)/python -m bazaar_devtools.bench_gateway
 
 load: install
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -r requirements/load.txt
 	$(BIN)/locust -f devtools/locustfile.py --headless --host http://127.0.0.1:$${GATEWAY_PORT:-8000} \
-		--users $${USERS:-50} --spawn-rate $${SPAWN_RATE:-10} --run-time $${RUN_TIME:-60s} --only-summary
+		--users $${USERS:-30} --spawn-rate $${SPAWN_RATE:-10} --run-time $${RUN_TIME:-60s} --only-summary
 
 chart-check:
 	bash charts/check.sh

@@ -15,6 +15,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -56,6 +57,22 @@ def _wrap_stop_signals(heartbeat: Heartbeat) -> None:
         signal.signal(sig, handler)
 
 
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse to start on a port another process listens on.
+
+    On Linux granian's workers bind with ``SO_REUSEPORT``, so a second server on a taken port
+    does not fail: the kernel splits the connections between the two, and a stale instance keeps
+    answering half the requests. Binding once without that option first makes it a clear error.
+    """
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are fine
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            message = f"{host}:{port} is already in use ({error.strerror}); not starting a second server there."
+            raise SystemExit(message) from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("package", help="the project's package, e.g. catalog_service")
@@ -77,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     multiprocessing.set_start_method("spawn", force=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
+    ensure_port_free(args.host, args.port)
     server = Granian(
         f"{args.package}.config.wsgi:application",
         address=args.host,

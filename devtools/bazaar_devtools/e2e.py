@@ -147,5 +147,8 @@ def e2e_config(var_dir: Any) -> tuple[PlatformConfig, list[str]]:
         redis_url=os.environ.get("REDIS_URL") or None,
         extra_env=dict(E2E_ENV),
         worker_concurrency=2,
+        # As deployed (the chart): prefork children, which enforce the hard task time limit the
+        # Redis visibility timeout relies on. `make up` runs threads; tests that need it ask.
+        worker_pool="prefork",
     )
     return config, databases

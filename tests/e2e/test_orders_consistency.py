@@ -226,8 +226,9 @@ def test_killed_worker_processes_and_duplicated_messages_never_double_reserve(pl
         assert [r.status_code for r in responses] == [202] * 20
         order_ids = [r.json()["id"] for r in responses]
 
-        # The replacement also runs the catalog's beat, as the worker it replaces did.
-        worker = platform.platform.start_worker("catalog", beat=True)
+        # The replacement also runs the catalog's beat, as the worker it replaces did. A prefork
+        # pool (as in the chart): its child processes are what gets killed below.
+        worker = platform.platform.start_worker("catalog", beat=True, pool="prefork")
         # Kill the pool processes a few times while the backlog is being worked off.
         deadline = time.monotonic() + 30
         kills = 0
@@ -252,7 +253,7 @@ def test_killed_worker_processes_and_duplicated_messages_never_double_reserve(pl
         time.sleep(2)  # let the duplicates be consumed
         assert stock_of(platform, tokens, product_id) == {"on_hand": 100, "reserved": 20, "available": 80}
     finally:
-        # The kills may have hit the embedded beat process too: leave a whole, fresh worker behind.
+        # Leave a whole, fresh worker (the platform's usual pool) behind.
         for leftover in platform.workers("catalog"):
             platform.stop_instance(leftover, signal.SIGTERM)
         platform.ensure_one_instance_each()
@@ -270,7 +271,8 @@ def test_a_whole_worker_killed_mid_backlog_loses_no_task_and_reserves_once(platf
 
         # When the worker dies as a machine would (SIGKILL to its whole process group) while it
         # is working the backlog off
-        doomed = platform.platform.start_worker("catalog", beat=True)
+        # (a thread-pool worker, as `make up` runs it: its tasks too must come back when it dies)
+        doomed = platform.platform.start_worker("catalog", beat=True, pool="threads")
         deadline = time.monotonic() + 30
         while (reserved_at_kill := count(statuses(platform, tokens, order_ids).values(), "reserved")) == 0:
             assert time.monotonic() < deadline, "the worker never started on the backlog"
