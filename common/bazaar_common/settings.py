@@ -226,6 +226,12 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
         "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024),
         "DISCOVERY_TTL_SECONDS": env_float("DISCOVERY_TTL_SECONDS", 6.0),
         "DISCOVERY_HEARTBEAT_SECONDS": env_float("DISCOVERY_HEARTBEAT_SECONDS", 2.0),
+        # Delivery of messages to their consumer (see bazaar_common.outbox.services): the first
+        # wait for an acknowledgement, doubled after every re-send up to the cap, and how many
+        # sends before the flow is settled safely and flagged for support.
+        "OUTBOX_ACK_TIMEOUT_SECONDS": env_float("OUTBOX_ACK_TIMEOUT_SECONDS", 30.0),
+        "OUTBOX_ACK_BACKOFF_MAX_SECONDS": env_float("OUTBOX_ACK_BACKOFF_MAX_SECONDS", 600.0),
+        "OUTBOX_MAX_ATTEMPTS": env_int("OUTBOX_MAX_ATTEMPTS", 10),
     }
 
 

@@ -42,6 +42,12 @@ E2E_ENV = {
     # Tasks of a killed worker come back after this, instead of the production hour.
     "CELERY_VISIBILITY_TIMEOUT_SECONDS": "20",
     "CELERY_UNACKED_RESTORE_SECONDS": "5",
+    # A message its consumer has not acknowledged is sent again after 2 s, 4 s, 8 s, then every
+    # 10 s, for about 3 minutes before its flow is settled and flagged (production: 30 s doubling
+    # to 10 min, 10 attempts).
+    "OUTBOX_ACK_TIMEOUT_SECONDS": "2",
+    "OUTBOX_ACK_BACKOFF_MAX_SECONDS": "10",
+    "OUTBOX_MAX_ATTEMPTS": "20",
 }
 
 

@@ -57,7 +57,7 @@ def test_password_change_needs_the_current_password_and_a_strong_new_one(login, 
 
 def _mailed_link(user) -> tuple[str, str]:
     message = OutboxMessage.objects.get(task_name="auth.password_reset_mail_send")
-    assert message.payload == {"user_id": str(user.pk)}
+    assert message.payload == {"v": 1, "user_id": str(user.pk)}
     # the auth worker's consumer, run in-process (the broker is not what is under test here)
     tasks.password_reset_mail_send.apply(kwargs={"message_id": str(message.id), "payload": message.payload})
     assert len(mail.outbox) == 1

@@ -29,7 +29,7 @@ def test_register_creates_a_customer_with_an_argon2_hash_and_announces_it(api_cl
     assert user.password.startswith("argon2$argon2id$")
     message = OutboxMessage.objects.get()
     assert (message.task_name, message.queue) == ("profiles.user_registered", "profiles")
-    assert message.payload == {"user_id": str(user.pk), "email": "ada.lovelace@example.com"}
+    assert message.payload == {"v": 2, "user_id": str(user.pk), "email": "ada.lovelace@example.com"}
 
 
 def test_register_refuses_an_email_that_differs_only_in_case(api_client):

@@ -12,7 +12,8 @@ from django.utils import timezone
 from factories import ProductFactory
 from rest_framework.exceptions import ValidationError
 
-from bazaar_common.outbox.models import OutboxMessage, ProcessedMessage
+from bazaar_common.contracts import message_class_for
+from bazaar_common.outbox.models import DeadLetter, OutboxMessage, ProcessedMessage
 from catalog_service.inventory import tasks
 from catalog_service.inventory.models import Reservation, Stock, StockMovement
 from catalog_service.inventory.services import stock_adjust
@@ -32,8 +33,19 @@ def reserve(order_id: str, lines: list[tuple[int, int]], *, message_id: str | No
     )
 
 
-def replies() -> list[tuple[str, dict]]:
-    return [(m.task_name, m.payload) for m in OutboxMessage.objects.order_by("created_at", "id")]
+def replies(*tasks_: str) -> list[tuple[str, dict]]:
+    """The replies written to the outbox (of ``tasks_`` only, when given), each checked against
+    its contract (it parses on the consumer side) and shown without the version field."""
+    found = []
+    for message in OutboxMessage.objects.order_by("created_at", "id"):
+        if tasks_ and message.task_name not in tasks_:
+            continue
+        contract = message_class_for(message.task_name)
+        assert contract is not None
+        assert message.payload["v"] == contract.VERSION
+        contract.parse(message.payload)
+        found.append((message.task_name, {k: v for k, v in message.payload.items() if k != "v"}))
+    return found
 
 
 def stock(product) -> tuple[int, int]:
@@ -109,15 +121,27 @@ def test_unknown_and_inactive_products_are_rejected():
     ]
 
 
-def test_malformed_lines_are_rejected_as_invalid():
+def test_malformed_lines_are_dead_lettered_and_the_sender_is_told():
     product = ProductFactory(initial_stock=5)
 
-    reserve("order-1", [(product.pk, 0)])
+    handled = tasks.reserve_stock(
+        message_id="m-bad",
+        payload={"v": 2, "order_id": "order-1", "lines": [{"product_id": product.pk, "quantity": 0}]},
+        reply_queue="orders",
+    )
 
+    assert handled is False
     assert stock(product) == (5, 0)
+    assert not Reservation.objects.filter(order_id="order-1").exists()
+    (letter,) = DeadLetter.objects.all()
+    assert (letter.message_id, letter.task_name) == ("m-bad", "catalog.reserve_stock")
+    assert letter.reason == "lines.0.quantity: Input should be greater than or equal to 1"
     assert replies() == [
-        ("orders.stock_rejected", {"order_id": "order-1", "reason": "invalid_request", "shortages": []})
+        ("outbox.ack", {"message_id": "m-bad", "task": "catalog.reserve_stock", "outcome": "dead_lettered"})
     ]
+    # A redelivery of the same bytes is not dead-lettered twice.
+    assert tasks.reserve_stock(message_id="m-bad", payload=letter.payload, reply_queue="orders") is False
+    assert DeadLetter.objects.count() == 1
 
 
 def test_duplicate_lines_of_one_product_are_summed():
@@ -149,7 +173,8 @@ def test_duplicate_order_under_another_message_id_changes_nothing():
 
     assert stock(product) == (5, 2)
     assert Reservation.objects.filter(order_id="order-1").count() == 1
-    assert len(replies()) == 1
+    # The order service re-asked (its answer may have been lost): the same answer again.
+    assert replies() == [("orders.stock_reserved", {"order_id": "order-1"})] * 2
     assert_ledger_adds_up(product)
 
 
@@ -161,7 +186,7 @@ def test_a_rejected_order_stays_rejected_when_asked_again_after_restock():
     reserve("order-1", [(product.pk, 3)])
 
     assert stock(product) == (11, 0)
-    assert [task for task, _ in replies()] == ["orders.stock_rejected"]
+    assert [task for task, _ in replies()] == ["orders.stock_rejected"] * 2
 
 
 def test_commit_takes_units_off_hand_once():
@@ -199,7 +224,7 @@ def test_release_before_reserve_leaves_a_tombstone_so_the_late_reserve_is_a_no_o
 
     assert stock(product) == (5, 0)
     assert Reservation.objects.get(order_id="order-1").status == "released"
-    assert replies() == []
+    assert replies() == [("orders.stock_released", {"order_id": "order-1", "outcome": "nothing_held"})]
 
 
 def test_cancelling_a_committed_order_restocks():
@@ -245,6 +270,77 @@ def test_expiry_releases_overdue_reservations_and_tells_the_order_service():
     assert StockMovement.objects.filter(reason="expire", order_id="overdue").count() == 1
     assert tasks.expire_reservations() == 0
     assert_ledger_adds_up(product)
+
+
+def commit(order_id: str) -> None:
+    tasks.commit_reservation(message_id=str(uuid.uuid4()), payload={"v": 2, "order_id": order_id})
+
+
+def test_commit_answers_committed_and_a_repeat_answers_the_same_without_change():
+    product = ProductFactory(initial_stock=5)
+    reserve("order-1", [(product.pk, 2)])
+    OutboxMessage.objects.all().delete()
+
+    commit("order-1")
+    commit("order-1")
+
+    assert stock(product) == (3, 0)
+    assert replies() == [("orders.stock_committed", {"order_id": "order-1", "outcome": "committed"})] * 2
+    assert_ledger_adds_up(product)
+
+
+def test_commit_of_a_hold_that_expired_takes_the_units_again_so_a_paid_order_is_never_on_sale():
+    # Given the hold of an order expired (its commit was late) and the units went back on sale
+    product = ProductFactory(initial_stock=5)
+    reserve("paid-late", [(product.pk, 2)])
+    Reservation.objects.filter(order_id="paid-late").update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert tasks.expire_reservations() == 1
+    assert stock(product) == (5, 0)
+    OutboxMessage.objects.all().delete()
+
+    # When the commit of the paid order arrives
+    commit("paid-late")
+
+    # Then the units are taken again and the order service is told so
+    assert stock(product) == (3, 0)
+    assert Reservation.objects.get(order_id="paid-late").status == "committed"
+    assert replies() == [("orders.stock_committed", {"order_id": "paid-late", "outcome": "recommitted"})]
+    assert_ledger_adds_up(product)
+
+
+def test_commit_of_an_expired_hold_whose_units_were_sold_meanwhile_fails_loudly():
+    product = ProductFactory(initial_stock=2)
+    reserve("paid-late", [(product.pk, 2)])
+    Reservation.objects.filter(order_id="paid-late").update(expires_at=timezone.now() - timedelta(seconds=1))
+    tasks.expire_reservations()
+    reserve("other", [(product.pk, 1)])
+    OutboxMessage.objects.all().delete()
+
+    commit("paid-late")
+
+    assert stock(product) == (2, 1)  # nothing taken: one unit is not enough for two
+    assert Reservation.objects.get(order_id="paid-late").status == "released"
+    assert replies() == [("orders.stock_committed", {"order_id": "paid-late", "outcome": "failed"})]
+    assert_ledger_adds_up(product)
+
+
+def test_release_answers_what_it_did():
+    product = ProductFactory(initial_stock=5)
+    reserve("held", [(product.pk, 1)])
+    reserve("sold", [(product.pk, 1)])
+    commit("sold")
+    OutboxMessage.objects.all().delete()
+
+    for order_id in ("held", "sold", "held", "never"):
+        tasks.release_reservation(message_id=str(uuid.uuid4()), payload={"order_id": order_id, "reason": "cancel"})
+
+    assert [(body["order_id"], body["outcome"]) for _, body in replies()] == [
+        ("held", "released"),
+        ("sold", "restocked"),
+        ("held", "nothing_held"),
+        ("never", "nothing_held"),
+    ]
+    assert stock(product) == (5, 0)
 
 
 def test_expiry_is_scheduled_by_beat(settings):

@@ -13,7 +13,7 @@ from celery import Celery, current_app
 from django.conf import settings
 from django.db import connection, transaction
 
-from bazaar_common.contracts import Route
+from bazaar_common.contracts import Message, Route
 from bazaar_common.outbox.models import OutboxMessage, ProcessedMessage
 from bazaar_common.outbox.services import message_consume_once, outbox_enqueue, outbox_publish, publisher
 
@@ -23,6 +23,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def route():
     return Route("tests.noop", f"bazaar-test-{uuid.uuid4().hex[:8]}")
+
+
+def message_to(*routes: Route, **fields: str) -> Message:
+    """A message of a contract made for the test, sent along ``routes``."""
+
+    class Noop(Message):
+        ROUTES = routes
+        order_id: str = ""
+        user_id: str = ""
+
+    return Noop(**fields)
 
 
 @pytest.fixture
@@ -56,7 +67,7 @@ def broker_switch():
 def test_message_of_a_rolled_back_transaction_never_exists(route, broker):
     def change_that_fails():
         with transaction.atomic():
-            outbox_enqueue(routes=route, payload={"order_id": "o-1"})
+            outbox_enqueue(message_to(route, order_id="o-1"))
             raise RuntimeError("the change failed")
 
     with pytest.raises(RuntimeError):
@@ -68,7 +79,7 @@ def test_message_of_a_rolled_back_transaction_never_exists(route, broker):
 
 def test_committed_message_is_published_to_the_receivers_queue(route, broker):
     with transaction.atomic():
-        (message,) = outbox_enqueue(routes=route, payload={"order_id": "o-2"})
+        (message,) = outbox_enqueue(message_to(route, order_id="o-2"))
 
     assert publisher.wait_idle(10)
     message.refresh_from_db()
@@ -83,7 +94,7 @@ def test_broker_outage_delays_the_message_and_the_relay_sends_it_later(route, br
     # Given the broker is down when the transaction commits
     broker_switch.down()
     with transaction.atomic():
-        (message,) = outbox_enqueue(routes=route, payload={"order_id": "o-3"})
+        (message,) = outbox_enqueue(message_to(route, order_id="o-3"))
     assert publisher.wait_idle(10)
 
     # Then the message waits in the outbox, with the failure recorded
@@ -105,7 +116,7 @@ def test_fan_out_writes_one_message_per_route(broker):
     routes = (Route("tests.a", f"q-a-{uuid.uuid4().hex[:6]}"), Route("tests.b", f"q-b-{uuid.uuid4().hex[:6]}"))
 
     with transaction.atomic():
-        messages = outbox_enqueue(routes=routes, payload={"user_id": "u-1"})
+        messages = outbox_enqueue(message_to(*routes, user_id="u-1"))
 
     assert publisher.wait_idle(10)
     assert [m.task_name for m in messages] == ["tests.a", "tests.b"]
@@ -158,3 +169,124 @@ def test_concurrent_deliveries_of_one_message_take_effect_once():
 
     assert effects == [1]
     assert ProcessedMessage.objects.filter(message_id="m-3").count() == 1
+
+
+def test_an_unacknowledged_message_is_sent_again_with_back_off_until_acknowledged(route, broker, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from prometheus_client import REGISTRY
+
+    from bazaar_common.contracts import AckOutcome, MessageAck
+    from bazaar_common.outbox.services import outbox_acknowledge, outbox_redrive
+
+    settings.OUTBOX_ACK_TIMEOUT_SECONDS = 10
+    with transaction.atomic():
+        (message,) = outbox_enqueue(message_to(route, order_id="o-9"))
+    message.refresh_from_db()
+    first_due = message.ack_due_at
+    assert first_due is not None
+    assert outbox_redrive() == 0  # not due yet
+    before = REGISTRY.get_sample_value("bazaar_saga_redrives_total", {"step": "tests.noop"}) or 0
+
+    # When its deadline passes without an acknowledgement, it goes out again, the wait doubled
+    OutboxMessage.objects.filter(pk=message.pk).update(ack_due_at=timezone.now() - timedelta(seconds=1))
+    assert outbox_redrive() == 1
+    message.refresh_from_db()
+    assert message.attempts == 2
+    assert timedelta(seconds=19) < message.ack_due_at - timezone.now() <= timedelta(seconds=20)
+    assert broker.llen(route.queue) == 2
+    assert REGISTRY.get_sample_value("bazaar_saga_redrives_total", {"step": "tests.noop"}) == before + 1
+
+    # Once acknowledged, it is never sent again
+    assert outbox_acknowledge(MessageAck(message_id=str(message.pk), task="tests.noop", outcome=AckOutcome.HANDLED))
+    OutboxMessage.objects.filter(pk=message.pk).update(ack_due_at=None)
+    message.refresh_from_db()
+    assert (message.acked_at is not None, message.ack_outcome) == (True, "handled")
+    assert outbox_redrive() == 0
+    assert broker.llen(route.queue) == 2
+
+
+def test_after_the_last_attempt_the_message_is_given_up_and_counted(route, broker, settings):
+    from django.utils import timezone
+    from prometheus_client import REGISTRY
+
+    from bazaar_common.outbox.services import outbox_redrive
+
+    settings.OUTBOX_MAX_ATTEMPTS = 1
+    with transaction.atomic():
+        (message,) = outbox_enqueue(message_to(route, order_id="o-10"))
+    OutboxMessage.objects.filter(pk=message.pk).update(ack_due_at=timezone.now())
+    labels = {"step": "tests.noop", "outcome": "flagged"}
+    before = REGISTRY.get_sample_value("bazaar_saga_settled_total", labels) or 0
+
+    assert outbox_redrive() == 1
+
+    message.refresh_from_db()
+    assert (message.gave_up_at is not None, message.ack_due_at, message.attempts) == (True, None, 1)
+    assert broker.llen(route.queue) == 1
+    assert REGISTRY.get_sample_value("bazaar_saga_settled_total", labels) == before + 1
+
+
+def test_a_consumer_acknowledges_in_its_transaction_and_again_for_a_duplicate():
+    first = message_consume_once(message_id="m-7", task_name="tests.noop", handler=lambda: None, reply_queue="orders")
+    again = message_consume_once(message_id="m-7", task_name="tests.noop", handler=lambda: None, reply_queue="orders")
+
+    assert (first, again) == (True, False)
+    acks = OutboxMessage.objects.filter(task_name="outbox.ack").order_by("created_at")
+    assert [(a.queue, a.payload["outcome"], a.payload["message_id"]) for a in acks] == [
+        ("orders", "handled", "m-7"),
+        ("orders", "duplicate", "m-7"),
+    ]
+    assert all(a.ack_due_at is None for a in acks)  # acknowledgements are not acknowledged
+
+
+def test_a_consumer_retries_a_transient_database_failure_instead_of_dropping_the_message():
+    from django.db import OperationalError
+
+    from bazaar_common.outbox.consumers import consumer
+
+    calls = []
+
+    class Flaky(Message):
+        ROUTES = (Route("tests.flaky", "tests"),)
+        order_id: str
+
+    @consumer(Flaky, retry_backoff=False, default_retry_delay=0)
+    def flaky(message: Flaky) -> None:
+        calls.append(message.order_id)
+        if len(calls) < 3:
+            raise OperationalError("the database system is starting up")
+
+    result = flaky.apply(kwargs={"message_id": "m-flaky", "payload": Flaky(order_id="o-1").to_payload()})
+
+    assert result.successful()
+    assert calls == ["o-1"] * 3
+    assert ProcessedMessage.objects.filter(message_id="m-flaky").count() == 1
+
+
+def test_a_malformed_payload_is_dead_lettered_counted_and_not_raised():
+    from prometheus_client import REGISTRY
+
+    from bazaar_common.outbox.consumers import consumer
+    from bazaar_common.outbox.models import DeadLetter
+
+    class Strict(Message):
+        ROUTES = (Route("tests.strict", "tests"),)
+        quantity: int
+
+    @consumer(Strict)
+    def strict(message: Strict) -> None:
+        raise AssertionError("never called with a bad payload")
+
+    before = REGISTRY.get_sample_value("bazaar_dead_letters_total", {"task": "tests.strict"}) or 0
+    result = strict.apply(kwargs={"message_id": "m-poison", "payload": {"quantity": "two"}})
+
+    assert (result.successful(), result.result) == (True, False)
+    letter = DeadLetter.objects.get(message_id="m-poison")
+    assert (letter.task_name, letter.payload, letter.reason) == (
+        "tests.strict",
+        {"quantity": "two"},
+        "quantity: Input should be a valid integer",
+    )
+    assert REGISTRY.get_sample_value("bazaar_dead_letters_total", {"task": "tests.strict"}) == before + 1

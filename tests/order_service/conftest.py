@@ -18,6 +18,7 @@ import pytest
 from factories import MERCHANT_A
 from rest_framework.test import APIClient
 
+from bazaar_common import contracts
 from bazaar_common.auth import service_tokens
 from bazaar_common.auth.testing import make_token
 from bazaar_devtools.standin import Call, Registrations, StandIn, requires_service_token
@@ -156,7 +157,8 @@ class OrderFlow:
     def reply_reserved(order_id: str, message_id: str | None = None) -> bool:
         from order_service.orders.tasks import stock_reserved
 
-        return stock_reserved(message_id=message_id or str(uuid.uuid4()), payload={"order_id": order_id})
+        reply = contracts.StockReserved(order_id=order_id)
+        return stock_reserved(message_id=message_id or str(uuid.uuid4()), payload=reply.to_payload())
 
     @staticmethod
     def reply_rejected(order_id: str, shortages: list[dict[str, Any]], message_id: str | None = None) -> bool:
@@ -164,7 +166,11 @@ class OrderFlow:
 
         return stock_rejected(
             message_id=message_id or str(uuid.uuid4()),
-            payload={"order_id": order_id, "reason": "insufficient_stock", "shortages": shortages},
+            payload=contracts.StockRejected(
+                order_id=order_id,
+                reason=contracts.RejectReason.OUT_OF_STOCK,
+                shortages=[contracts.Shortage(**shortage) for shortage in shortages],
+            ).to_payload(),
         )
 
     def place_reserved(self, items: list[tuple[int, int]] = ((1, 2),)) -> str:

@@ -31,7 +31,7 @@ def test_customer_cancels_before_payment_and_stock_is_released(flow, outbox_mess
     assert order["timeline"][-1]["reason"] == "changed my mind"
     assert order["timeline"][-1]["actor"] == order["customer_id"]
     assert [p for _, p in outbox_messages("catalog.release_reservation")] == [
-        {"order_id": order_id, "reason": "Order cancelled: changed my mind"}
+        {"v": 2, "order_id": order_id, "reason": "Order cancelled: changed my mind"}
     ]
 
 

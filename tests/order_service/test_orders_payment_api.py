@@ -23,7 +23,7 @@ def test_paying_a_reserved_order_commits_the_reservation(flow, outbox_messages):
     assert order["paid_at"] is not None
     assert order["timeline"][-1]["from_status"] == "reserved"
     assert order["timeline"][-1]["to_status"] == "paid"
-    assert [p for _, p in outbox_messages("catalog.commit_reservation")] == [{"order_id": order_id}]
+    assert [p for _, p in outbox_messages("catalog.commit_reservation")] == [{"v": 2, "order_id": order_id}]
     charge = SimulatedCharge.objects.get()
     assert (str(charge.amount), charge.currency) == ("20.00", "EUR")
 

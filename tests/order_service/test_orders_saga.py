@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from bazaar_common import contracts
 from bazaar_common.outbox.models import ProcessedMessage
 from order_service.orders.models import Order
 
@@ -62,7 +64,7 @@ def test_stock_rejected_makes_the_order_rejected_with_the_reasons(flow):
 
     order = flow.get(order_id)
     assert order["status"] == "rejected"
-    assert order["rejection"] == {"reason": "insufficient_stock", "shortages": shortages}
+    assert order["rejection"] == {"reason": "out_of_stock", "shortages": shortages}
     assert [e["to_status"] for e in order["timeline"]] == ["pending", "rejected"]
 
 
@@ -121,3 +123,116 @@ def test_the_catalogs_own_expiry_cancels_a_reserved_order(flow, outbox_messages)
     assert order["timeline"][-1]["reason"] == "The stock reservation expired."
     assert outbox_messages("catalog.release_reservation") == []  # the catalog released it already
     assert flow.pay(order_id).status_code == 409
+
+
+def _deliver(task, order_id: str, message: contracts.Message, *, message_id: str | None = None) -> bool:
+    return task(message_id=message_id or str(uuid.uuid4()), payload=message.to_payload(), reply_queue="catalog")
+
+
+def test_the_catalogs_commit_answer_is_stamped_and_acknowledged(flow, outbox_messages):
+    from order_service.orders.tasks import stock_committed
+
+    order_id = flow.place_paid()
+    message = contracts.StockCommitted(order_id=order_id, outcome=contracts.CommitOutcome.COMMITTED)
+
+    _deliver(stock_committed, order_id, message, message_id="commit-ack-1")
+
+    order = Order.objects.get(pk=order_id)
+    assert order.stock_committed_at is not None
+    assert order.support_flag == ""
+    assert outbox_messages("outbox.ack") == [
+        ("outbox.ack", {"v": 1, "message_id": "commit-ack-1", "task": "orders.stock_committed", "outcome": "handled"})
+    ]
+
+
+def test_an_expiry_notice_for_a_paid_order_asks_for_the_commit_again_at_once(flow, outbox_messages):
+    from order_service.orders.tasks import stock_rejected
+
+    order_id = flow.place_paid()
+    notice = contracts.StockRejected(order_id=order_id, reason=contracts.RejectReason.EXPIRED)
+
+    _deliver(stock_rejected, order_id, notice)
+
+    assert Order.objects.get(pk=order_id).status == "paid"
+    commits = outbox_messages("catalog.commit_reservation")
+    assert [payload for _, payload in commits] == [{"v": 2, "order_id": order_id}] * 2
+    assert flow.get(order_id)["timeline"][-1]["kind"] == "stock_expired"
+
+
+def test_a_paid_order_whose_stock_cannot_be_committed_is_flagged_for_support(flow):
+    from order_service.orders.tasks import stock_committed
+
+    order_id = flow.place_paid()
+
+    failed = contracts.StockCommitted(order_id=order_id, outcome=contracts.CommitOutcome.FAILED)
+    _deliver(stock_committed, order_id, failed)
+
+    order = Order.objects.get(pk=order_id)
+    assert order.support_flag == "Paid, but the catalog could not commit its stock."
+    assert order.stock_committed_at is None
+    assert Order.objects.filter(support_flag__gt="").count() == 1
+
+
+def test_a_reserve_never_acknowledged_rejects_the_order_releases_and_flags_it(flow, settings, outbox_messages):
+    from bazaar_common.outbox.models import OutboxMessage
+    from bazaar_common.outbox.services import outbox_redrive
+
+    # Given a pending order whose reserve request was sent the last allowed time, unanswered
+    order_id = flow.place()
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    OutboxMessage.objects.filter(task_name="catalog.reserve_stock").update(
+        published_at=timezone.now(), attempts=3, ack_due_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    # When the relay finds it overdue
+    outbox_redrive()
+
+    # Then the order is settled safely: rejected with a reason, a release sent, support flagged
+    order = Order.objects.get(pk=order_id)
+    assert order.status == "rejected"
+    assert order.rejection == {"reason": "no_answer_from_catalog", "shortages": []}
+    assert order.support_flag == "The catalog never answered the stock reservation."
+    assert [p["order_id"] for _, p in outbox_messages("catalog.release_reservation")] == [order_id]
+    (row,) = OutboxMessage.objects.filter(task_name="catalog.reserve_stock")
+    assert (row.gave_up_at is not None, row.ack_due_at) == (True, None)
+
+
+def test_a_reserve_the_catalog_dead_lettered_is_settled_at_once(flow):
+    from bazaar_common.outbox.models import OutboxMessage
+    from bazaar_common.outbox.tasks import message_ack
+
+    order_id = flow.place()
+    row = OutboxMessage.objects.get(task_name="catalog.reserve_stock")
+    OutboxMessage.objects.filter(pk=row.pk).update(published_at=timezone.now(), ack_due_at=timezone.now())
+    ack = contracts.MessageAck(message_id=str(row.pk), task=row.task_name, outcome=contracts.AckOutcome.DEAD_LETTERED)
+
+    message_ack(message_id=str(uuid.uuid4()), payload=ack.to_payload())
+
+    assert Order.objects.get(pk=order_id).status == "rejected"
+    row.refresh_from_db()
+    assert (row.ack_outcome, row.gave_up_at is not None) == ("dead_lettered", True)
+
+
+def test_a_malformed_reply_is_dead_lettered_not_raised(flow):
+    from bazaar_common.outbox.models import DeadLetter
+    from order_service.orders.tasks import stock_rejected
+
+    order_id = flow.place()
+
+    # the reason code is not one the catalog sends
+    payload = {"v": 2, "order_id": order_id, "reason": "insufficient_stock", "shortages": []}
+    assert stock_rejected(message_id="bad-1", payload=payload) is False
+
+    assert Order.objects.get(pk=order_id).status == "pending"
+    (letter,) = DeadLetter.objects.all()
+    assert letter.task_name == "orders.stock_rejected"
+    assert letter.reason.startswith("reason: Input should be 'out_of_stock'")
+
+
+def test_previous_version_replies_are_still_accepted(flow):
+    from order_service.orders.tasks import stock_reserved
+
+    order_id = flow.place()
+
+    assert stock_reserved(message_id="v1", payload={"order_id": order_id}) is True  # v1 had no "v"
+    assert Order.objects.get(pk=order_id).status == "reserved"

@@ -174,8 +174,8 @@ def test_erasure_deletes_profile_and_addresses_and_tells_auth_and_orders(custome
     assert ErasedUser.objects.filter(user_id=user_id).exists()
     messages = sorted(OutboxMessage.objects.all(), key=lambda m: m.task_name)
     assert [(m.task_name, m.queue, m.payload) for m in messages] == [
-        ("auth.user_erased", "auth", {"user_id": user_id}),
-        ("orders.user_erased", "orders", {"user_id": user_id}),
+        ("auth.user_erased", "auth", {"v": 2, "user_id": user_id}),
+        ("orders.user_erased", "orders", {"v": 2, "user_id": user_id}),
     ]
     # Published after commit (by the relay if the broker is down): here the test transaction
     # never commits, so they wait, unpublished, exactly as they would while the broker is down.

@@ -21,7 +21,7 @@ def _deliver(user_id: str, message_id: str | None = None) -> bool:
 
 def test_task_is_registered_under_the_contract_name():
     assert user_registered.name == "profiles.user_registered"
-    assert [(r.task, r.queue) for r in contracts.USER_REGISTERED] == [("profiles.user_registered", "profiles")]
+    assert [(r.task, r.queue) for r in contracts.UserRegistered.ROUTES] == [("profiles.user_registered", "profiles")]
 
 
 def test_registration_creates_a_profile():

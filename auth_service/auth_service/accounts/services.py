@@ -30,7 +30,6 @@ from auth_service.accounts.tokens import BazaarRefreshToken, refresh_token_for, 
 from bazaar_common import contracts
 from bazaar_common.auth.admin_backend import StaffIdentity
 from bazaar_common.auth.tokens import USER_ROLES
-from bazaar_common.contracts import QUEUE_AUTH, Route
 from bazaar_common.errors import Conflict
 from bazaar_common.outbox.services import outbox_enqueue
 
@@ -38,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 # Internal to this service: the reset mail is sent by its own worker, so that the answer to a reset
 # request takes the same time whether or not the email has an account.
-PASSWORD_RESET_MAIL = Route("auth.password_reset_mail_send", QUEUE_AUTH)
 
 INVALID_CREDENTIALS = "No active account found with the given credentials."
 INVALID_REFRESH = "The refresh token is invalid, expired or revoked."
@@ -97,10 +95,7 @@ def user_register(*, email: str, password: str, client_ip: str) -> User:
             if User.objects.filter(email=normalized).exists():
                 raise _validation_error("email", "An account with this email already exists.")
             candidate.save(force_insert=True)
-            outbox_enqueue(
-                routes=contracts.USER_REGISTERED,
-                payload=contracts.UserRegistered(user_id=str(candidate.pk), email=candidate.email),
-            )
+            outbox_enqueue(contracts.UserRegistered(user_id=str(candidate.pk), email=candidate.email))
     except IntegrityError as exc:  # a concurrent sign-up with the same email won the race
         raise _validation_error("email", "An account with this email already exists.") from exc
     return candidate
@@ -232,7 +227,7 @@ def password_reset_request(*, email: str, client_ip: str) -> None:
     with transaction.atomic():
         user = User.objects.filter(email=normalized, is_active=True).first()
         if user is not None and user.has_usable_password():
-            outbox_enqueue(routes=PASSWORD_RESET_MAIL, payload={"user_id": str(user.pk)})
+            outbox_enqueue(contracts.PasswordResetMail(user_id=str(user.pk)))
 
 
 def password_reset_mail_send(*, user_id: str) -> bool:

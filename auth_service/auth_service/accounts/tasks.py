@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from celery import shared_task
 
 from auth_service.accounts import services
@@ -11,16 +9,15 @@ from bazaar_common import contracts
 from bazaar_common.outbox.consumers import consumer
 
 
-@consumer("auth.user_erased")
-def user_erased(payload: dict[str, Any]) -> None:
+@consumer(contracts.UserErased, queue=contracts.QUEUE_AUTH)
+def user_erased(message: contracts.UserErased) -> None:
     """The profile service erased the user's data; forget the account's identity too."""
-    message = contracts.UserErased(**payload)
     services.user_erase(user_id=message.user_id)
 
 
-@consumer(services.PASSWORD_RESET_MAIL.task)
-def password_reset_mail_send(payload: dict[str, Any]) -> None:
-    services.password_reset_mail_send(user_id=payload["user_id"])
+@consumer(contracts.PasswordResetMail)
+def password_reset_mail_send(message: contracts.PasswordResetMail) -> None:
+    services.password_reset_mail_send(user_id=message.user_id)
 
 
 @shared_task(name="auth.flush_expired_tokens")

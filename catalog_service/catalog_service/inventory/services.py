@@ -29,10 +29,10 @@ logger = logging.getLogger(__name__)
 
 SAGA_ACTOR = "service:orders"
 EXPIRY_ACTOR = "system:reservation-expiry"
-REJECT_OUT_OF_STOCK = "out_of_stock"
-REJECT_UNAVAILABLE = "unavailable_products"
-REJECT_INVALID = "invalid_request"
-REJECT_EXPIRED = "expired"
+REJECT_OUT_OF_STOCK = contracts.RejectReason.OUT_OF_STOCK
+REJECT_UNAVAILABLE = contracts.RejectReason.UNAVAILABLE_PRODUCTS
+REJECT_INVALID = contracts.RejectReason.INVALID_REQUEST
+REJECT_EXPIRED = contracts.RejectReason.EXPIRED
 
 
 class StockInvariantBroken(Exception):
@@ -165,8 +165,11 @@ def _reject(reservation: Reservation, *, reason: str, shortages: list[dict[str, 
     reservation.rejection = {"reason": reason, "shortages": shortages}
     reservation.save(update_fields=["status", "rejection", "updated_at"])
     outbox_enqueue(
-        routes=contracts.STOCK_REJECTED,
-        payload=contracts.StockRejected(order_id=reservation.order_id, reason=reason, shortages=shortages),
+        contracts.StockRejected(
+            order_id=reservation.order_id,
+            reason=reason,
+            shortages=[contracts.Shortage(**shortage) for shortage in shortages],
+        )
     )
     return ReserveOutcome(result="rejected", reason=reason, shortages=shortages)
 
@@ -196,6 +199,26 @@ def _expires_at(expires_in_seconds: Any) -> datetime:
     return timezone.now() + timedelta(seconds=min(seconds, settings.INVENTORY_MAX_RESERVATION_SECONDS))
 
 
+def _answer_again(order_id: str) -> None:
+    """A repeated reserve request (the order service re-asking after a lost answer): answer with
+    what is already decided, changing nothing."""
+    reservation = Reservation.objects.filter(order_id=order_id).first()
+    if reservation is None:
+        return
+    if reservation.status in (Reservation.Status.HELD, Reservation.Status.COMMITTED):
+        outbox_enqueue(contracts.StockReserved(order_id=order_id))
+    elif reservation.status == Reservation.Status.REJECTED and reservation.rejection.get("reason"):
+        outbox_enqueue(
+            contracts.StockRejected(
+                order_id=order_id,
+                reason=contracts.RejectReason(reservation.rejection["reason"]),
+                shortages=[contracts.Shortage(**s) for s in reservation.rejection.get("shortages", [])],
+            )
+        )
+    elif reservation.status == Reservation.Status.RELEASED and reservation.release_reason == REJECT_EXPIRED:
+        outbox_enqueue(contracts.StockRejected(order_id=order_id, reason=REJECT_EXPIRED))
+
+
 def reservation_reserve(
     *, order_id: str, lines: list[dict[str, Any]], expires_in_seconds: int = 900, actor: str = SAGA_ACTOR
 ) -> ReserveOutcome:
@@ -213,7 +236,8 @@ def reservation_reserve(
                     expires_at=_expires_at(expires_in_seconds),
                 )
         except IntegrityError:
-            logger.info("reservation for this order exists; nothing to do", extra={"order_id": order_id})
+            logger.info("reservation for this order exists; answering again", extra={"order_id": order_id})
+            _answer_again(order_id)
             return ReserveOutcome(result="duplicate")
 
         wanted = _merge_lines(lines) if isinstance(lines, list) else None
@@ -251,7 +275,7 @@ def reservation_reserve(
             ReservationLine(reservation=reservation, product_id=product_id, quantity=quantity)
             for product_id, quantity in sorted(wanted.items())
         )
-        outbox_enqueue(routes=contracts.STOCK_RESERVED, payload=contracts.StockReserved(order_id=order_id))
+        outbox_enqueue(contracts.StockReserved(order_id=order_id))
         catalog_changed(product_ids=wanted)
     return ReserveOutcome(result="reserved")
 
@@ -284,62 +308,101 @@ def _release_held(reservation: Reservation, *, reason: str, movement_reason: str
     catalog_changed(product_ids=[line.product_id for line in lines])
 
 
-def reservation_commit(*, order_id: str, actor: str = SAGA_ACTOR) -> str:
-    """The order was paid: the held units leave on-hand stock. Returns the resulting status."""
+def _take_for_commit(reservation: Reservation, *, lines: list[ReservationLine], held: bool, actor: str) -> bool:
+    """Take the reservation's units out of on-hand stock: from the hold (``held``), or straight
+    from what is available (a hold that expired before its order's payment was confirmed).
+    False, changing nothing, when an expired hold's units are not available any more."""
+    stocks = _lock_stocks([line.product_id for line in lines])
+    if not held and any(
+        line.product_id not in stocks or stocks[line.product_id].available < line.quantity for line in lines
+    ):
+        return False
+    delta_reserved_sign = -1 if held else 0
+    for line in lines:
+        stock = stocks[line.product_id]
+        _apply(stock, delta_on_hand=-line.quantity, delta_reserved=delta_reserved_sign * line.quantity)
+        _record(
+            stock=stock,
+            delta_on_hand=-line.quantity,
+            delta_reserved=delta_reserved_sign * line.quantity,
+            reason=StockMovement.Reason.COMMIT,
+            actor=actor,
+            order_id=reservation.order_id,
+            note="" if held else "Taken again: the hold had expired before the payment was confirmed.",
+        )
+    reservation.status = Reservation.Status.COMMITTED
+    reservation.save(update_fields=["status", "updated_at"])
+    catalog_changed(product_ids=[line.product_id for line in lines])
+    return True
+
+
+def _commit_outcome(reservation: Reservation | None, *, actor: str) -> contracts.CommitOutcome:
+    Outcome = contracts.CommitOutcome
+    if reservation is None:
+        return Outcome.FAILED
+    if reservation.status == Reservation.Status.COMMITTED:
+        return Outcome.COMMITTED  # a repeated commit: answer again, change nothing
+    lines = list(reservation.lines.order_by("product_id"))
+    if reservation.status == Reservation.Status.HELD:
+        _take_for_commit(reservation, lines=lines, held=True, actor=actor)
+        return Outcome.COMMITTED
+    expired = reservation.status == Reservation.Status.RELEASED and reservation.release_reason == REJECT_EXPIRED
+    if expired and lines and _take_for_commit(reservation, lines=lines, held=False, actor=actor):
+        return Outcome.RECOMMITTED
+    return Outcome.FAILED
+
+
+def reservation_commit(*, order_id: str, actor: str = SAGA_ACTOR) -> contracts.CommitOutcome:
+    """The order was paid: the held units leave on-hand stock; the answer (StockCommitted) says how.
+
+    A paid order's stock is never left on sale: a hold that expired before the commit came is
+    taken again from available stock (``recommitted``); when that is impossible the answer is
+    ``failed`` and the order service flags the order for support at once.
+    """
     with transaction.atomic():
         reservation = _lock_reservation(order_id)
-        if reservation is None:
-            logger.error("commit for an order without reservation", extra={"order_id": order_id})
-            return "missing"
-        if reservation.status != Reservation.Status.HELD:
-            if reservation.status != Reservation.Status.COMMITTED:
-                logger.error(
-                    "commit of a reservation that is not held",
-                    extra={"order_id": order_id, "status": reservation.status},
-                )
-            return reservation.status
-        lines = list(reservation.lines.order_by("product_id"))
-        stocks = _lock_stocks([line.product_id for line in lines])
-        for line in lines:
-            stock = stocks[line.product_id]
-            _apply(stock, delta_on_hand=-line.quantity, delta_reserved=-line.quantity)
-            _record(
-                stock=stock,
-                delta_on_hand=-line.quantity,
-                delta_reserved=-line.quantity,
-                reason=StockMovement.Reason.COMMIT,
-                actor=actor,
-                order_id=order_id,
+        outcome = _commit_outcome(reservation, actor=actor)
+        if outcome == contracts.CommitOutcome.FAILED:
+            logger.error(
+                "commit impossible: the paid order's stock is not held",
+                extra={"order_id": order_id, "status": reservation.status if reservation else "missing"},
             )
-        reservation.status = Reservation.Status.COMMITTED
-        reservation.save(update_fields=["status", "updated_at"])
-        catalog_changed(product_ids=[line.product_id for line in lines])
-    return reservation.status
+        outbox_enqueue(contracts.StockCommitted(order_id=order_id, outcome=outcome))
+    return outcome
 
 
-def reservation_release(*, order_id: str, reason: str, actor: str = SAGA_ACTOR) -> str:
-    """The order was cancelled or rejected: give the stock back. Returns the resulting status.
+def reservation_release(*, order_id: str, reason: str, actor: str = SAGA_ACTOR) -> contracts.ReleaseOutcome:
+    """The order was cancelled or rejected: give the stock back; the answer (StockReleased) says how.
 
     A release for an order never reserved leaves a released tombstone, so a reserve request that
     arrives late for that order changes nothing. A committed (paid) order that is cancelled puts
     its units back on hand.
     """
     with transaction.atomic():
-        reservation = _lock_reservation(order_id)
-        if reservation is None:
-            try:
-                with transaction.atomic():
-                    Reservation.objects.create(
-                        order_id=order_id, status=Reservation.Status.RELEASED, release_reason=reason[:200]
-                    )
-            except IntegrityError:  # a reserve for it just committed: release that one
-                return reservation_release(order_id=order_id, reason=reason, actor=actor)
-            return Reservation.Status.RELEASED
-        if reservation.status == Reservation.Status.HELD:
-            _release_held(reservation, reason=reason, movement_reason=StockMovement.Reason.RELEASE, actor=actor)
-        elif reservation.status == Reservation.Status.COMMITTED:
-            _restock_committed(reservation, reason=reason, actor=actor)
-        return reservation.status
+        outcome = _release(order_id=order_id, reason=reason, actor=actor)
+        outbox_enqueue(contracts.StockReleased(order_id=order_id, outcome=outcome))
+    return outcome
+
+
+def _release(*, order_id: str, reason: str, actor: str) -> contracts.ReleaseOutcome:
+    Outcome = contracts.ReleaseOutcome
+    reservation = _lock_reservation(order_id)
+    if reservation is None:
+        try:
+            with transaction.atomic():
+                Reservation.objects.create(
+                    order_id=order_id, status=Reservation.Status.RELEASED, release_reason=reason[:200]
+                )
+        except IntegrityError:  # a reserve for it just committed: release that one
+            return _release(order_id=order_id, reason=reason, actor=actor)
+        return Outcome.NOTHING_HELD
+    if reservation.status == Reservation.Status.HELD:
+        _release_held(reservation, reason=reason, movement_reason=StockMovement.Reason.RELEASE, actor=actor)
+        return Outcome.RELEASED
+    if reservation.status == Reservation.Status.COMMITTED:
+        _restock_committed(reservation, reason=reason, actor=actor)
+        return Outcome.RESTOCKED
+    return Outcome.NOTHING_HELD
 
 
 def _restock_committed(reservation: Reservation, *, reason: str, actor: str) -> None:
@@ -380,10 +443,7 @@ def reservation_expire(*, order_id: str) -> bool:
             movement_reason=StockMovement.Reason.EXPIRE,
             actor=EXPIRY_ACTOR,
         )
-        outbox_enqueue(
-            routes=contracts.STOCK_REJECTED,
-            payload=contracts.StockRejected(order_id=order_id, reason=REJECT_EXPIRED, shortages=[]),
-        )
+        outbox_enqueue(contracts.StockRejected(order_id=order_id, reason=REJECT_EXPIRED))
     return True
 
 

@@ -7,7 +7,6 @@ handler idempotent by message id (and the services are idempotent by order id on
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import shared_task
 
@@ -18,38 +17,23 @@ from catalog_service.inventory import services
 logger = logging.getLogger(__name__)
 
 
-def _order_id(payload: dict[str, Any]) -> str | None:
-    order_id = payload.get("order_id")
-    if not isinstance(order_id, str) or not order_id or len(order_id) > 64:
-        logger.error("saga message without a usable order_id", extra={"payload": payload})
-        return None
-    return order_id
-
-
-@consumer(contracts.RESERVE_STOCK.task)
-def reserve_stock(payload: dict[str, Any]) -> None:
-    order_id = _order_id(payload)
-    if order_id is None:
-        return
+@consumer(contracts.ReserveStock)
+def reserve_stock(message: contracts.ReserveStock) -> None:
     services.reservation_reserve(
-        order_id=order_id,
-        lines=payload.get("lines"),
-        expires_in_seconds=payload.get("expires_in_seconds", 900),
+        order_id=message.order_id,
+        lines=[line.model_dump() for line in message.lines],
+        expires_in_seconds=message.expires_in_seconds,
     )
 
 
-@consumer(contracts.COMMIT_RESERVATION.task)
-def commit_reservation(payload: dict[str, Any]) -> None:
-    order_id = _order_id(payload)
-    if order_id is not None:
-        services.reservation_commit(order_id=order_id)
+@consumer(contracts.CommitReservation)
+def commit_reservation(message: contracts.CommitReservation) -> None:
+    services.reservation_commit(order_id=message.order_id)
 
 
-@consumer(contracts.RELEASE_RESERVATION.task)
-def release_reservation(payload: dict[str, Any]) -> None:
-    order_id = _order_id(payload)
-    if order_id is not None:
-        services.reservation_release(order_id=order_id, reason=str(payload.get("reason") or "released"))
+@consumer(contracts.ReleaseReservation)
+def release_reservation(message: contracts.ReleaseReservation) -> None:
+    services.reservation_release(order_id=message.order_id, reason=message.reason or "released")
 
 
 @shared_task(name="catalog.expire_reservations", acks_late=True)

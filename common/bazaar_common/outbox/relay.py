@@ -1,4 +1,5 @@
-"""The outbox relay: a thread inside each Celery worker that publishes what is still unpublished.
+"""The outbox relay: a thread inside each Celery worker that publishes what is still unpublished
+and re-sends what its consumer never acknowledged.
 
 It does not depend on the broker to be scheduled (a beat task would), so messages written while
 the broker was down go out as soon as it is back.
@@ -18,12 +19,14 @@ _thread: threading.Thread | None = None
 
 
 def _loop(interval: float) -> None:
-    from bazaar_common.outbox.services import outbox_publish
+    from bazaar_common.outbox.services import outbox_publish, outbox_redrive
 
     while not _stop.is_set():
         try:
             close_old_connections()
             published = outbox_publish()
+            # Then whatever was published but never acknowledged by its consumer in time.
+            published += outbox_redrive()
         except Exception as exc:  # whatever fails (database, broker), the relay goes on
             logger.warning("outbox relay round failed", extra={"error": str(exc)})
             published = 0

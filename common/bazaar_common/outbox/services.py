@@ -1,4 +1,14 @@
-"""Writing to the outbox, publishing it, and consuming messages exactly once in effect."""
+"""Writing to the outbox, publishing it, re-driving what was never acknowledged, and consuming
+messages exactly once in effect.
+
+Delivery, end to end: the outbox guarantees a message reaches the broker; the consumer's
+acknowledgement (:class:`~bazaar_common.contracts.MessageAck`, sent through *its* outbox in the
+transaction that handled the message) tells the sender it reached its consumer. A message not
+acknowledged by its deadline is sent again with back-off (a broker that lost its queue, a worker
+killed with the message, a reply lost on the way); consumers are idempotent by message id, so a
+re-send is harmless. After the last attempt the flow's give-up handler settles it safely and flags
+it for support.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +16,69 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, is_dataclass
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
-from bazaar_common.contracts import Route
-from bazaar_common.outbox.models import OutboxMessage, ProcessedMessage
+from bazaar_common.contracts import AckOutcome, MalformedMessage, Message, MessageAck, message_class_for
+from bazaar_common.outbox import metrics
+from bazaar_common.outbox.models import DeadLetter, OutboxMessage, ProcessedMessage
 from bazaar_common.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
 
+GiveUpHandler = Callable[[Message, OutboxMessage], str]
+_give_up_handlers: dict[str, GiveUpHandler] = {}
 
-def outbox_enqueue(*, routes: Route | Iterable[Route], payload: Any) -> list[OutboxMessage]:
-    """Write one message per route in the caller's transaction; publish it once that commits.
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def own_queue() -> str:
+    """This service's queue: where consumers send their acknowledgements of our messages."""
+    return str(getattr(settings, "BAZAAR_SERVICE", "") or "")
+
+
+def outbox_enqueue(message: Message) -> list[OutboxMessage]:
+    """Write ``message`` (one row per route) in the caller's transaction; publish once that commits.
 
     Call it inside the ``transaction.atomic`` block that makes the change the message announces:
     if that transaction rolls back, no message exists and nothing is sent.
     """
-    route_list = [routes] if isinstance(routes, Route) else list(routes)
-    body = asdict(payload) if is_dataclass(payload) else dict(payload)
-    headers = {"request_id": current_request_id.get()}
-    messages = [
+    if not isinstance(message, Message):
+        raise TypeError(f"outbox_enqueue takes a contracts.Message, not {type(message).__name__}")
+    body = message.to_payload()
+    headers = {"request_id": current_request_id.get(), "reply_queue": own_queue()}
+    rows = [
         OutboxMessage.objects.create(task_name=route.task, queue=route.queue, payload=body, headers=headers)
-        for route in route_list
+        for route in message.ROUTES
     ]
-    ids = [message.id for message in messages]
+    ids = [row.id for row in rows]
     # Published right after commit by this process's publisher thread, so the request never
     # waits for the broker (a broker outage used to hold every checkout ~6 s); the relay catches
     # whatever that misses.
     transaction.on_commit(lambda: publisher.submit(ids))
-    return messages
+    return rows
+
+
+def _enqueue_ack(*, message_id: str, task_name: str, reply_queue: str, outcome: AckOutcome) -> None:
+    if not reply_queue:
+        return  # a sender from before acknowledgements existed: it does not wait for one
+    ack = MessageAck(message_id=message_id, task=task_name, outcome=outcome)
+    row = OutboxMessage.objects.create(
+        task_name=MessageAck.TASK,
+        queue=reply_queue,
+        payload=ack.to_payload(),
+        headers={"request_id": current_request_id.get()},
+    )
+    transaction.on_commit(lambda: publisher.submit([row.id]))
 
 
 class BackgroundPublisher:
@@ -106,13 +146,27 @@ publisher = BackgroundPublisher()
 def _send(message: OutboxMessage) -> None:
     from celery import current_app
 
+    kwargs: dict[str, Any] = {"message_id": str(message.id), "payload": message.payload}
+    if message.headers.get("reply_queue") and message.task_name != MessageAck.TASK:
+        kwargs["reply_queue"] = message.headers["reply_queue"]
     current_app.send_task(
         message.task_name,
-        kwargs={"message_id": str(message.id), "payload": message.payload},
+        kwargs=kwargs,
         queue=message.queue,
         task_id=str(message.id),
         headers={"request_id": message.headers.get("request_id")},
     )
+
+
+def _awaits_ack(message: OutboxMessage) -> bool:
+    return message.task_name != MessageAck.TASK and bool(message.headers.get("reply_queue"))
+
+
+def _ack_deadline(attempts: int) -> timedelta:
+    """How long to wait for the acknowledgement after the ``attempts``-th send (doubling, capped)."""
+    first = _setting("OUTBOX_ACK_TIMEOUT_SECONDS", 30.0)
+    cap = _setting("OUTBOX_ACK_BACKOFF_MAX_SECONDS", 600.0)
+    return timedelta(seconds=min(cap, first * 2 ** max(0, attempts - 1)))
 
 
 def _publish_locked(queryset: Any) -> int:
@@ -126,23 +180,32 @@ def _publish_locked(queryset: Any) -> int:
             message.save(update_fields=["attempts", "last_error"])
             logger.warning("outbox publish failed", extra={"message_id": str(message.id), "error": str(exc)})
             break  # keep the order: later messages wait for this one
-        message.published_at = timezone.now()
+        now = timezone.now()
+        message.published_at = now
         message.attempts += 1
-        message.save(update_fields=["published_at", "attempts"])
+        fields = ["published_at", "attempts"]
+        if _awaits_ack(message):
+            message.ack_due_at = now + _ack_deadline(message.attempts)
+            fields.append("ack_due_at")
+        message.save(update_fields=fields)
         published += 1
     if published:
         publisher.resume()  # the broker answers again
     return published
 
 
+def _lockable(queryset: Any) -> Any:
+    if connection.vendor == "postgresql":
+        # Several relays (one per worker) never handle the same row concurrently.
+        return queryset.select_for_update(skip_locked=True)
+    return queryset
+
+
 def _unpublished(ids: list[Any] | None, limit: int) -> Any:
     queryset = OutboxMessage.objects.filter(published_at__isnull=True).order_by("created_at", "id")
     if ids is not None:
         queryset = queryset.filter(id__in=ids)
-    if connection.vendor == "postgresql":
-        # Several relays (one per worker) never publish the same row concurrently.
-        queryset = queryset.select_for_update(skip_locked=True)
-    return queryset[:limit]
+    return _lockable(queryset)[:limit]
 
 
 def outbox_publish(*, ids: list[Any] | None = None, limit: int = 100) -> int:
@@ -155,19 +218,187 @@ def outbox_publish(*, ids: list[Any] | None = None, limit: int = 100) -> int:
         return 0
 
 
-def message_consume_once(*, message_id: str, task_name: str, handler: Callable[[], Any]) -> bool:
-    """Run ``handler`` unless ``message_id`` was handled before; both in one transaction.
+# --- Re-driving unacknowledged messages --------------------------------------------------------------
 
-    Returns False for a redelivery. Two concurrent deliveries of one message: the second waits on
-    the first's row and then finds it, so the handler's effect happens once.
+
+def on_undelivered(*task_names: str) -> Callable[[GiveUpHandler], GiveUpHandler]:
+    """Register ``handler(message, row) -> outcome`` for messages of ``task_names`` that were
+    never acknowledged after the last attempt. It runs in the transaction that marks the row given
+    up; it settles the flow safely (reject, release, flag for support) and returns the outcome
+    counted in ``bazaar_saga_settled_total``."""
+
+    def register(handler: GiveUpHandler) -> GiveUpHandler:
+        for name in task_names:
+            _give_up_handlers[name] = handler
+        return handler
+
+    return register
+
+
+def _step(task_name: str) -> str:
+    cls = message_class_for(task_name)
+    return cls.STEP if cls is not None and cls.STEP else task_name
+
+
+def _give_up(row: OutboxMessage) -> None:
+    row.gave_up_at = timezone.now()
+    row.ack_due_at = None
+    row.save(update_fields=["gave_up_at", "ack_due_at"])
+    step = _step(row.task_name)
+    handler = _give_up_handlers.get(row.task_name)
+    outcome = "flagged"
+    cls = message_class_for(row.task_name)
+    if handler is not None and cls is not None:
+        try:
+            message = cls.parse(row.payload)
+        except MalformedMessage:
+            message = None  # written before its contract changed: only support can settle it
+        if message is not None:
+            outcome = handler(message, row)
+    metrics.SAGA_SETTLED.labels(step=step, outcome=outcome).inc()
+    logger.error(
+        "message never acknowledged; settled",
+        extra={"message_id": str(row.id), "task": row.task_name, "attempts": row.attempts, "outcome": outcome},
+    )
+
+
+def outbox_redrive(*, limit: int = 100) -> int:
+    """Send again every message whose acknowledgement is overdue, or give it up after the last
+    attempt; returns how many rows were handled. Each in its own transaction."""
+    max_attempts = int(_setting("OUTBOX_MAX_ATTEMPTS", 8))
+    handled = 0
+    while handled < limit:
+        try:
+            with transaction.atomic():
+                queryset = OutboxMessage.objects.filter(ack_due_at__lte=timezone.now()).order_by("ack_due_at")
+                row = _lockable(queryset).first()
+                if row is None:
+                    break
+                if row.attempts >= max_attempts:
+                    _give_up(row)
+                else:
+                    _send(row)
+                    row.attempts += 1
+                    row.ack_due_at = timezone.now() + _ack_deadline(row.attempts)
+                    row.save(update_fields=["attempts", "ack_due_at"])
+                    metrics.SAGA_REDRIVES.labels(step=_step(row.task_name)).inc()
+                    logger.info(
+                        "message re-sent: no acknowledgement yet",
+                        extra={"message_id": str(row.id), "task": row.task_name, "attempt": row.attempts},
+                    )
+        except Exception as exc:  # broker or database away: next round
+            logger.warning("outbox redrive round failed", extra={"error": str(exc)})
+            break
+        handled += 1
+    _refresh_overdue_gauge()
+    return handled
+
+
+def _refresh_overdue_gauge() -> None:
+    """Messages sent more than once and still unacknowledged: their flow step is overdue."""
+    try:
+        rows = (
+            OutboxMessage.objects.filter(ack_due_at__isnull=False, attempts__gt=1)
+            .values("task_name")
+            .annotate(n=Count("id"))
+        )
+        per_step: dict[str, int] = {}
+        for row in rows:
+            per_step[_step(row["task_name"])] = per_step.get(_step(row["task_name"]), 0) + row["n"]
+    except Exception:  # the database is away; the gauge keeps its last value
+        return
+    for cls_step in {_step(route.task) for cls in _all_classes() for route in cls.ROUTES}:
+        metrics.SAGA_OVERDUE.labels(step=cls_step).set(per_step.get(cls_step, 0))
+
+
+def _all_classes() -> tuple[type[Message], ...]:
+    from bazaar_common.contracts import SAGA_MESSAGES
+
+    return SAGA_MESSAGES
+
+
+def outbox_acknowledge(ack: MessageAck) -> bool:
+    """Our message ``ack.message_id`` reached its consumer: stop re-sending it.
+
+    A consumer that dead-lettered it will never act on it, and re-sending the same bytes cannot
+    help: the flow is settled now, exactly as after its last unanswered attempt.
+    """
+    try:
+        message_id = uuid.UUID(ack.message_id)
+    except ValueError:
+        logger.warning("acknowledgement of a message id we never sent", extra={"message_id": ack.message_id})
+        return False
+    with transaction.atomic():
+        row = OutboxMessage.objects.select_for_update().filter(pk=message_id, acked_at__isnull=True).first()
+        if row is None:
+            return False
+        row.acked_at = timezone.now()
+        row.ack_outcome = ack.outcome.value
+        awaited = row.ack_due_at is not None
+        row.ack_due_at = None
+        row.save(update_fields=["acked_at", "ack_outcome", "ack_due_at"])
+        if ack.outcome == AckOutcome.DEAD_LETTERED and awaited and row.gave_up_at is None:
+            _give_up(row)
+    return True
+
+
+# --- Consuming -----------------------------------------------------------------------------------
+
+
+def message_consume_once(*, message_id: str, task_name: str, handler: Callable[[], Any], reply_queue: str = "") -> bool:
+    """Run ``handler`` unless ``message_id`` was handled before; both in one transaction, with the
+    acknowledgement to ``reply_queue`` written in it too.
+
+    Returns False for a redelivery (acknowledged again: the first acknowledgement may be the one
+    that was lost). Two concurrent deliveries of one message: the second waits on the first's row
+    and then finds it, so the handler's effect happens once.
     """
     try:
         with transaction.atomic():
             ProcessedMessage.objects.create(message_id=message_id, task_name=task_name)
             handler()
+            _enqueue_ack(
+                message_id=message_id, task_name=task_name, reply_queue=reply_queue, outcome=AckOutcome.HANDLED
+            )
     except IntegrityError:
         if ProcessedMessage.objects.filter(message_id=message_id).exists():
             logger.info("duplicate message ignored", extra={"message_id": message_id, "task": task_name})
+            with transaction.atomic():
+                _enqueue_ack(
+                    message_id=message_id, task_name=task_name, reply_queue=reply_queue, outcome=AckOutcome.DUPLICATE
+                )
             return False
         raise
     return True
+
+
+def message_dead_letter(
+    *, message_id: str, task_name: str, payload: Any, error: MalformedMessage, reply_queue: str = ""
+) -> bool:
+    """Put a payload that is not its contract aside for support, once per message id; the sender
+    is told (it must not keep re-sending bytes that cannot work). Returns True when recorded now."""
+    reason = str(error)[:2000]
+    try:
+        with transaction.atomic():
+            ProcessedMessage.objects.create(message_id=message_id, task_name=task_name)
+            DeadLetter.objects.create(
+                message_id=message_id, task_name=task_name, payload=_jsonable(payload), reason=reason
+            )
+            _enqueue_ack(
+                message_id=message_id, task_name=task_name, reply_queue=reply_queue, outcome=AckOutcome.DEAD_LETTERED
+            )
+    except IntegrityError:
+        return False  # this message was handled or dead-lettered before
+    metrics.DEAD_LETTERS.labels(task=task_name).inc()
+    logger.error("message dead-lettered", extra={"message_id": message_id, "task": task_name, "reason": reason})
+    return True
+
+
+def _jsonable(payload: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError):
+        return repr(payload)
+    return payload

@@ -81,6 +81,12 @@ class Order(models.Model):
     # How many payment attempts ended in a definite decline; names the next attempt's key.
     declined_payments = models.PositiveIntegerField(default=0)
     customer_erased_at = models.DateTimeField(null=True, blank=True)
+    # The catalog's acknowledgements: the paid order's units left stock / the held units went back.
+    stock_committed_at = models.DateTimeField(null=True, blank=True)
+    stock_released_at = models.DateTimeField(null=True, blank=True)
+    # Set when the saga could not settle by itself (a step never answered, stock that could not be
+    # committed for a paid order); support finds these in the admin. Empty: nothing to do.
+    support_flag = models.CharField(max_length=255, blank=True, default="", db_index=True)
 
     class Meta:
         ordering = ["-created_at", "id"]

@@ -45,7 +45,9 @@ S = OrderStatus
 ACTOR_CATALOG = "service:catalog"
 ACTOR_EXPIRY = "system:expiry"
 # The reason the catalog gives when its own time limit released a held reservation.
-CATALOG_HOLD_EXPIRED = "expired"
+CATALOG_HOLD_EXPIRED = contracts.RejectReason.EXPIRED
+# The rejection reason of an order whose reserve request the catalog never acknowledged.
+NO_ANSWER_FROM_CATALOG = "no_answer_from_catalog"
 
 
 # --- Cart ------------------------------------------------------------------------------------------
@@ -230,16 +232,15 @@ def _order_create(
         )
         order_record_event(order, kind="created", actor=customer_id, reason="Checkout.")
         outbox_enqueue(
-            routes=contracts.RESERVE_STOCK,
-            payload=contracts.ReserveStock(
+            contracts.ReserveStock(
                 order_id=str(order.id),
                 # Sorted by product id so the catalog takes its row locks in one order.
                 lines=[
-                    {"product_id": line["product_id"], "quantity": line["quantity"]}
+                    contracts.StockLine(product_id=line["product_id"], quantity=line["quantity"])
                     for line in sorted(priced_lines, key=lambda x: x["product_id"])
                 ],
                 expires_in_seconds=settings.CATALOG_RESERVATION_SECONDS,
-            ),
+            )
         )
         if empty_cart:
             CartItem.objects.filter(cart__customer_id=customer_id).delete()
@@ -264,10 +265,7 @@ def _locked_order_or_none(order_id: Any) -> Order | None:
 
 
 def _release_stock(order: Order, *, reason: str) -> None:
-    outbox_enqueue(
-        routes=contracts.RELEASE_RESERVATION,
-        payload=contracts.ReleaseReservation(order_id=str(order.id), reason=reason),
-    )
+    outbox_enqueue(contracts.ReleaseReservation(order_id=str(order.id), reason=reason[:500]))
 
 
 def order_apply_stock_reserved(*, order_id: str) -> Order | None:
@@ -296,7 +294,12 @@ def order_apply_stock_reserved(*, order_id: str) -> Order | None:
 
 
 def order_apply_stock_rejected(*, order_id: str, reason: str, shortages: list[dict[str, Any]]) -> Order | None:
-    """The catalog could not hold the stock: a pending order becomes rejected, with the reasons."""
+    """The catalog could not hold the stock: a pending order becomes rejected, with the reasons.
+
+    An expiry notice for a reserved order cancels it; for a paid one (its commit not yet
+    answered) the commit is asked again at once: the catalog takes the units again if it can, and
+    answers ``failed`` (which flags the order for support) if it cannot.
+    """
     with transaction.atomic():
         order = _locked_order_or_none(order_id)
         if order is None:
@@ -309,12 +312,80 @@ def order_apply_stock_rejected(*, order_id: str, reason: str, shortages: list[di
             # The catalog's own timer gave the stock back (it outlives ours, so this is rare):
             # the order cannot be paid any more.
             order_transition(order, to=S.CANCELLED, actor=ACTOR_CATALOG, reason="The stock reservation expired.")
-        elif order.status == S.PAID and reason == CATALOG_HOLD_EXPIRED:
-            logger.error("catalog expired the stock of a paid order", extra={"order_id": str(order.pk)})
+        elif order.status in (S.PAID, S.SHIPPED) and reason == CATALOG_HOLD_EXPIRED and not order.stock_committed_at:
+            logger.error("catalog expired the hold of a paid order; committing again", extra={"order_id": order_id})
             order_record_event(
-                order, kind="stock_expired", actor=ACTOR_CATALOG, reason="Needs support: stock released."
+                order, kind="stock_expired", actor=ACTOR_CATALOG, reason="Hold expired before commit; re-committing."
             )
+            outbox_enqueue(contracts.CommitReservation(order_id=str(order.id)))
         return order
+
+
+def order_apply_stock_committed(*, order_id: str, outcome: contracts.CommitOutcome) -> Order | None:
+    """The catalog answered a commit: stamp it, or flag the order when its stock is not taken."""
+    with transaction.atomic():
+        order = _locked_order_or_none(order_id)
+        if order is None:
+            return None
+        if outcome == contracts.CommitOutcome.FAILED:
+            if order.status in (S.PAID, S.SHIPPED, S.DELIVERED):
+                order_flag_for_support(order, reason="Paid, but the catalog could not commit its stock.")
+            return order
+        if order.stock_committed_at is None:
+            order.stock_committed_at = timezone.now()
+            order.save(update_fields=["stock_committed_at", "updated_at"])
+            if outcome == contracts.CommitOutcome.RECOMMITTED:
+                order_record_event(
+                    order,
+                    kind="stock_recommitted",
+                    actor=ACTOR_CATALOG,
+                    reason="Stock taken again after its hold expired.",
+                )
+        return order
+
+
+def order_apply_stock_released(*, order_id: str, outcome: contracts.ReleaseOutcome) -> Order | None:
+    """The catalog answered a release: the order's stock is back (or nothing was held)."""
+    with transaction.atomic():
+        order = _locked_order_or_none(order_id)
+        if order is None:
+            return None
+        if order.stock_released_at is None:
+            order.stock_released_at = timezone.now()
+            order.save(update_fields=["stock_released_at", "updated_at"])
+        return order
+
+
+def order_flag_for_support(order: Order, *, reason: str) -> None:
+    """Mark an order support must look at (shown and filterable in the admin), with a timeline entry."""
+    order.support_flag = reason[:255]
+    order.save(update_fields=["support_flag", "updated_at"])
+    order_record_event(order, kind="needs_support", actor="system:saga", reason=reason)
+    logger.error("order needs support", extra={"order_id": str(order.pk), "reason": reason})
+
+
+def order_settle_unanswered(*, order_id: str, step: str) -> str:
+    """A saga message to the catalog was never acknowledged after its last attempt: settle safely.
+
+    A reserve never answered rejects the pending order and sends a release (which leaves a
+    tombstone, so a very late reserve cannot hold stock for it); any other step (commit, release)
+    flags the order for support. Returns the outcome counted in ``bazaar_saga_settled_total``.
+    """
+    order = _locked_order_or_none(order_id)
+    if order is None:
+        return "unknown_order"
+    if step == contracts.ReserveStock.STEP and order.status == S.PENDING:
+        order.rejection = {"reason": NO_ANSWER_FROM_CATALOG, "shortages": []}
+        order_transition(
+            order, to=S.REJECTED, actor="system:saga", reason="The catalog never answered.", extra_fields=("rejection",)
+        )
+        _release_stock(order, reason="Reservation never answered.")
+        order_flag_for_support(order, reason="The catalog never answered the stock reservation.")
+        return "rejected"
+    if step == contracts.ReserveStock.STEP:
+        return "already_answered"
+    order_flag_for_support(order, reason=f"The catalog never acknowledged the {step} of this order.")
+    return "flagged"
 
 
 # --- Payment ---------------------------------------------------------------------------------------
@@ -409,10 +480,7 @@ def order_pay(*, order_id: Any, actor: str, card_token: str) -> PaymentOutcome:
         else:
             attempt.save(update_fields=["status", "provider_reference", "updated_at"])
             order_transition(order, to=S.PAID, actor=actor, reason=f"Payment {result.reference}.")
-            outbox_enqueue(
-                routes=contracts.COMMIT_RESERVATION,
-                payload=contracts.CommitReservation(order_id=str(order.id)),
-            )
+            outbox_enqueue(contracts.CommitReservation(order_id=str(order.id)))
             raise_after = False
     if raise_after:
         raise IllegalTransition(f"The order was {order.status} meanwhile; the payment was refunded.")

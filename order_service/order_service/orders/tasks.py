@@ -11,26 +11,47 @@ from celery import shared_task
 
 from bazaar_common import contracts
 from bazaar_common.outbox.consumers import consumer
+from bazaar_common.outbox.services import on_undelivered
 from order_service.orders import services
 
 EXPIRE_UNPAID_TASK = "orders.expire_unpaid"
 
 
-@consumer(contracts.STOCK_RESERVED.task)
-def stock_reserved(payload: dict[str, Any]) -> None:
-    services.order_apply_stock_reserved(order_id=payload["order_id"])
+@consumer(contracts.StockReserved)
+def stock_reserved(message: contracts.StockReserved) -> None:
+    services.order_apply_stock_reserved(order_id=message.order_id)
 
 
-@consumer(contracts.STOCK_REJECTED.task)
-def stock_rejected(payload: dict[str, Any]) -> None:
+@consumer(contracts.StockRejected)
+def stock_rejected(message: contracts.StockRejected) -> None:
     services.order_apply_stock_rejected(
-        order_id=payload["order_id"], reason=payload.get("reason", ""), shortages=payload.get("shortages", [])
+        order_id=message.order_id,
+        reason=message.reason.value,
+        shortages=message.to_payload()["shortages"],
     )
 
 
-@consumer(next(route.task for route in contracts.USER_ERASED if route.queue == contracts.QUEUE_ORDERS))
-def user_erased(payload: dict[str, Any]) -> None:
-    services.orders_anonymise_customer(customer_id=payload["user_id"])
+@consumer(contracts.StockCommitted)
+def stock_committed(message: contracts.StockCommitted) -> None:
+    services.order_apply_stock_committed(order_id=message.order_id, outcome=message.outcome)
+
+
+@consumer(contracts.StockReleased)
+def stock_released(message: contracts.StockReleased) -> None:
+    services.order_apply_stock_released(order_id=message.order_id, outcome=message.outcome)
+
+
+@consumer(contracts.UserErased, queue=contracts.QUEUE_ORDERS)
+def user_erased(message: contracts.UserErased) -> None:
+    services.orders_anonymise_customer(customer_id=message.user_id)
+
+
+@on_undelivered(
+    *(cls.ROUTES[0].task for cls in (contracts.ReserveStock, contracts.CommitReservation, contracts.ReleaseReservation))
+)
+def saga_step_unanswered(message: contracts.Message, row: Any) -> str:
+    """Runs in the transaction that gives the message up (see ``outbox_redrive``)."""
+    return services.order_settle_unanswered(order_id=message.order_id, step=message.STEP)  # type: ignore[attr-defined]
 
 
 @shared_task(name=EXPIRE_UNPAID_TASK, acks_late=True, ignore_result=True)

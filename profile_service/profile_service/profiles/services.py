@@ -198,6 +198,6 @@ def profile_erase(*, user_id: uuid.UUID, password: str) -> bool:
             return False  # a concurrent request erased it meanwhile
         Profile.objects.filter(user_id=user_id).delete()  # addresses go with it (cascade)
         ErasedUser.objects.create(user_id=user_id)
-        outbox_enqueue(routes=contracts.USER_ERASED, payload=contracts.UserErased(user_id=str(user_id)))
+        outbox_enqueue(contracts.UserErased(user_id=str(user_id)))
     logger.info("user erased", extra={"user_id": str(user_id)})
     return True

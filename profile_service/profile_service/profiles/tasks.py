@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from bazaar_common import contracts
 from bazaar_common.outbox.consumers import consumer
 from profile_service.profiles.services import profile_create_for_registration
 
 
-@consumer(contracts.USER_REGISTERED[0].task)
-def user_registered(payload: dict[str, Any]) -> None:
+@consumer(contracts.UserRegistered)
+def user_registered(message: contracts.UserRegistered) -> None:
     """A user signed up: give them a profile (once; never for a user who was erased)."""
-    message = contracts.UserRegistered(**payload)
     profile_create_for_registration(user_id=uuid.UUID(message.user_id))
