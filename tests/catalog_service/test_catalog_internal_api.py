@@ -99,3 +99,36 @@ def test_merchants_of_a_user(service_client, client_as):
     assert response.json() == {"merchant_ids": sorted([first.pk, second.pk])}
     assert nobody.json() == {"merchant_ids": []}
     assert refused.status_code == 403
+
+
+RESERVATIONS = "/internal/v1/catalog/reservations"
+
+
+def test_reservations_by_order_id_and_held_idle_ones(service_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from catalog_service.inventory.models import Reservation
+    from catalog_service.inventory.services import reservation_release
+
+    product = ProductFactory(initial_stock=5)
+    reservation_reserve(order_id="held-old", lines=[{"product_id": product.pk, "quantity": 1}])
+    reservation_reserve(order_id="held-new", lines=[{"product_id": product.pk, "quantity": 1}])
+    reservation_release(order_id="gone", reason="cancelled")
+    Reservation.objects.filter(order_id="held-old").update(updated_at=timezone.now() - timedelta(minutes=10))
+
+    by_id = service_client.get(RESERVATIONS, {"order_ids": "held-new,gone,unknown"})
+    idle = service_client.get(RESERVATIONS, {"held_idle_seconds": "300"})
+    neither = service_client.get(RESERVATIONS)
+
+    assert by_id.status_code == 200
+    assert by_id.json() == {
+        "results": [
+            {"order_id": "gone", "status": "released", "release_reason": "cancelled"},
+            {"order_id": "held-new", "status": "held", "release_reason": ""},
+        ]
+    }
+    assert idle.json() == {"results": [{"order_id": "held-old", "status": "held", "release_reason": ""}]}
+    assert neither.status_code == 400
+    assert neither.json()["errors"][0]["field"] == "order_ids"

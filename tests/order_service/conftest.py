@@ -33,6 +33,9 @@ class Neighbours:
     products: dict[int, dict[str, Any]] = field(default_factory=dict)
     merchants_of_user: dict[str, list[int]] = field(default_factory=dict)
     addresses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The catalog's reservations: order id -> (status, release_reason), and which are held idle.
+    reservations: dict[str, tuple[str, str]] = field(default_factory=dict)
+    held_idle: list[str] = field(default_factory=list)
     stand_in: StandIn = field(init=False)
     registrations: Registrations = field(init=False)
 
@@ -82,6 +85,17 @@ class Neighbours:
             return 200, {
                 "results": [self.products[i] for i in ids if i in self.products],
                 "missing": [i for i in ids if i not in self.products],
+            }
+        if path == "/internal/v1/catalog/reservations":
+            if "order_ids" in query:
+                wanted = [i for i in query["order_ids"][0].split(",") if i in self.reservations]
+            else:
+                wanted = list(self.held_idle)
+            return 200, {
+                "results": [
+                    {"order_id": i, "status": self.reservations[i][0], "release_reason": self.reservations[i][1]}
+                    for i in wanted
+                ]
             }
         parts = path.strip("/").split("/")
         if len(parts) == 6 and parts[:4] == ["internal", "v1", "catalog", "users"] and parts[5] == "merchants":

@@ -83,3 +83,50 @@ class InternalUserMerchantsApi(APIView):
         reject_query_params(request)
         merchant_ids = sorted(permissions.merchants_of_user(user_id=user_id).values_list("pk", flat=True))
         return Response({"merchant_ids": merchant_ids})
+
+
+class InternalReservationListApi(APIView):
+    """Reservations by order id, or held ones idle since a time: the order service's periodic
+    reconciliation compares them with its orders in both directions."""
+
+    permission_classes = [IsService]
+
+    class FilterSerializer(StrictQueryParams):
+        order_ids = serializers.CharField(max_length=MAX_IDS * 65, required=False)
+        held_idle_seconds = serializers.IntegerField(min_value=0, max_value=30 * 24 * 3600, required=False)
+
+        def validate_order_ids(self, value: str) -> list[str]:
+            ids = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+            if not ids or len(ids) > MAX_IDS or any(len(part) > 64 for part in ids):
+                raise serializers.ValidationError(f"A comma-separated list of 1 to {MAX_IDS} order ids.")
+            return ids
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if ("order_ids" in attrs) == ("held_idle_seconds" in attrs):
+                raise serializers.ValidationError({"order_ids": ["Give either order_ids or held_idle_seconds."]})
+            return attrs
+
+    @extend_schema(
+        exclude=True,  # internal: not part of the public document the gateway assembles
+        operation_id="internal_catalog_reservations",
+        summary="Reservations by order id, or held and idle (service tokens only)",
+        responses={200: OpenApiResponse(description="{results: [{order_id, status, release_reason}]}")},
+    )
+    def get(self, request: Request) -> Response:
+        from catalog_service.inventory.selectors import reservations_held_idle, reservations_of_orders
+
+        params = self.FilterSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        if "order_ids" in data:
+            reservations = reservations_of_orders(order_ids=data["order_ids"])
+        else:
+            reservations = reservations_held_idle(idle_seconds=data["held_idle_seconds"], limit=MAX_IDS)
+        return Response(
+            {
+                "results": [
+                    {"order_id": r.order_id, "status": r.status, "release_reason": r.release_reason}
+                    for r in reservations
+                ]
+            }
+        )

@@ -47,6 +47,7 @@ public_urlpatterns = [
 
 internal_urlpatterns = [
     path("products", internal_apis.InternalProductListApi.as_view(), name="internal-products"),
+    path("reservations", internal_apis.InternalReservationListApi.as_view(), name="internal-reservations"),
     path(
         "users/<str:user_id>/merchants",
         internal_apis.InternalUserMerchantsApi.as_view(),

@@ -21,11 +21,23 @@ ORDER_EXPIRY_INTERVAL_SECONDS = env_int("ORDER_EXPIRY_INTERVAL_SECONDS", 60)
 MERCHANT_IDS_CACHE_SECONDS = env_int("MERCHANT_IDS_CACHE_SECONDS", 60)
 PAYMENT_PROVIDER_CLASS = env("PAYMENT_PROVIDER_CLASS", "order_service.orders.payments.SimulatedPaymentProvider")
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", "EUR")
+# The periodic reconciliation of orders with the catalog's reservations: how often, how long an
+# order must be idle before it counts as disagreeing (the saga may be at work on it), how many per
+# round, and how far back cancelled/rejected orders are checked for stock still held.
+ORDER_RECONCILE_INTERVAL_SECONDS = env_int("ORDER_RECONCILE_INTERVAL_SECONDS", 300)
+ORDER_RECONCILE_MIN_AGE_SECONDS = env_int("ORDER_RECONCILE_MIN_AGE_SECONDS", 300)
+ORDER_RECONCILE_BATCH_SIZE = env_int("ORDER_RECONCILE_BATCH_SIZE", 200)
+ORDER_RECONCILE_WINDOW_SECONDS = env_int("ORDER_RECONCILE_WINDOW_SECONDS", 24 * 3600)
 
 CELERY_BEAT_SCHEDULE = {
     "orders-expire-unpaid": {
         "task": "orders.expire_unpaid",
         "schedule": float(ORDER_EXPIRY_INTERVAL_SECONDS),
         "options": {"queue": "orders"},
+    },
+    "orders-reconcile-reservations": {
+        "task": "orders.reconcile_reservations",
+        "schedule": float(ORDER_RECONCILE_INTERVAL_SECONDS),
+        "options": {"queue": "orders", "expires": float(ORDER_RECONCILE_INTERVAL_SECONDS)},
     },
 }

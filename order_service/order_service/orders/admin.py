@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from rest_framework.exceptions import APIException
 
 from order_service.orders import services
-from order_service.orders.models import Order, OrderEvent, OrderLine, PaymentAttempt
+from order_service.orders.models import Order, OrderEvent, OrderLine, PaymentAttempt, ReconciliationRepair
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -110,10 +110,27 @@ def _apply_with_reason(
     return None
 
 
+class NeedsSupportFilter(admin.SimpleListFilter):
+    """Orders the saga could not settle by itself (see ``Order.support_flag``)."""
+
+    title = "needs support"
+    parameter_name = "needs_support"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Needs support"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        if self.value() == "yes":
+            return queryset.exclude(support_flag="")
+        if self.value() == "no":
+            return queryset.filter(support_flag="")
+        return queryset
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("id", "customer_email", "status", "total", "currency", "created_at")
-    list_filter = ("status", "created_at", "paid_at")
+    list_display = ("id", "customer_email", "status", "total", "currency", "created_at", "support_flag")
+    list_filter = (NeedsSupportFilter, "status", "created_at", "paid_at")
     date_hierarchy = "created_at"
     search_fields = ("customer_email",)
     search_help_text = "An order id (exact) or a customer email (or part of one)."
@@ -139,6 +156,9 @@ class OrderAdmin(admin.ModelAdmin):
         "delivered_at",
         "cancelled_at",
         "customer_erased_at",
+        "stock_committed_at",
+        "stock_released_at",
+        "support_flag",
     )
     fields = readonly_fields
 
@@ -168,3 +188,23 @@ class OrderAdmin(admin.ModelAdmin):
         return _apply_with_reason(
             self, request, queryset, action="refund_orders", verb="refund", operation=services.order_refund
         )
+
+
+@admin.register(ReconciliationRepair)
+class ReconciliationRepairAdmin(admin.ModelAdmin):
+    """What the periodic reconciliation repaired: support sees each disagreement and its fix."""
+
+    list_display = ("created_at", "kind", "order_id", "order_status", "reservation_status", "detail")
+    list_filter = ("kind", "created_at")
+    search_fields = ("order_id",)
+    readonly_fields = ("created_at", "kind", "order_id", "order_status", "reservation_status", "detail")
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -106,3 +106,40 @@ def profiles_default_shipping_address(*, user_id: str) -> dict[str, Any] | None:
         raise _unexpected(PROFILES, response.status)
     data = response.json() or {}
     return {name: str(data.get(name) or "") for name in ADDRESS_FIELDS}
+
+
+@dataclass(frozen=True)
+class ReservationState:
+    """The catalog's reservation of one order, as the reconciliation compares it."""
+
+    order_id: str
+    status: str  # held | committed | released | rejected
+    release_reason: str
+
+
+def _reservations(query: dict[str, str]) -> list[ReservationState]:
+    response = service_client().request(CATALOG, "GET", "/internal/v1/catalog/reservations", query=query)
+    if response.status != 200:
+        raise _unexpected(CATALOG, response.status)
+    try:
+        return [
+            ReservationState(
+                order_id=str(item["order_id"]), status=str(item["status"]), release_reason=str(item["release_reason"])
+            )
+            for item in response.json()["results"]
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ServiceUnavailable("The catalog service answered with an unreadable document.") from exc
+
+
+def catalog_reservations(*, order_ids: Iterable[str]) -> dict[str, ReservationState]:
+    """The catalog's reservations of ``order_ids`` (an order it has none for is absent)."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return {}
+    return {state.order_id: state for state in _reservations({"order_ids": ",".join(ids)})}
+
+
+def catalog_reservations_held_idle(*, idle_seconds: int) -> list[ReservationState]:
+    """Reservations the catalog has held, untouched, for at least ``idle_seconds``."""
+    return _reservations({"held_idle_seconds": str(idle_seconds)})

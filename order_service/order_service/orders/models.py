@@ -203,3 +203,21 @@ class SimulatedCharge(models.Model):
 
     def __str__(self) -> str:
         return f"charge {self.reference} {self.amount} {self.currency}"
+
+
+class ReconciliationRepair(models.Model):
+    """One disagreement between an order and its catalog reservation that the periodic
+    reconciliation found and repaired (or flagged), shown to support in the admin."""
+
+    order_id = models.UUIDField(db_index=True)
+    kind = models.CharField(max_length=48, db_index=True)
+    order_status = models.CharField(max_length=16, blank=True, default="")
+    reservation_status = models.CharField(max_length=16, blank=True, default="")
+    detail = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.order_id}"

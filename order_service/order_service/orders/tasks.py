@@ -58,3 +58,16 @@ def saga_step_unanswered(message: contracts.Message, row: Any) -> str:
 def expire_unpaid() -> int:
     """Cancel orders not paid in time (and release their stock); safe to run concurrently."""
     return services.orders_expire_overdue()
+
+
+@shared_task(name="orders.reconcile_reservations", acks_late=True, ignore_result=True)
+def reconcile_reservations() -> int:
+    """Periodic (beat): compare orders with the catalog's reservations and repair; see
+    :mod:`order_service.orders.reconciliation`. A catalog that is down skips the round."""
+    from bazaar_common.errors import GatewayTimeout, ServiceUnavailable
+    from order_service.orders.reconciliation import orders_reconcile
+
+    try:
+        return len(orders_reconcile())
+    except (ServiceUnavailable, GatewayTimeout):
+        return 0
