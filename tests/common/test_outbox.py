@@ -183,6 +183,7 @@ def test_an_unacknowledged_message_is_sent_again_with_back_off_until_acknowledge
     settings.OUTBOX_ACK_TIMEOUT_SECONDS = 10
     with transaction.atomic():
         (message,) = outbox_enqueue(message_to(route, order_id="o-9"))
+    assert publisher.wait_idle(10)
     message.refresh_from_db()
     first_due = message.ack_due_at
     assert first_due is not None
@@ -216,6 +217,7 @@ def test_after_the_last_attempt_the_message_is_given_up_and_counted(route, broke
     settings.OUTBOX_MAX_ATTEMPTS = 1
     with transaction.atomic():
         (message,) = outbox_enqueue(message_to(route, order_id="o-10"))
+    assert publisher.wait_idle(10)
     OutboxMessage.objects.filter(pk=message.pk).update(ack_due_at=timezone.now())
     labels = {"step": "tests.noop", "outcome": "flagged"}
     before = REGISTRY.get_sample_value("bazaar_saga_settled_total", labels) or 0

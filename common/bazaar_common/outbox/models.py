@@ -26,7 +26,7 @@ class OutboxMessage(models.Model):
     # nothing awaited (acknowledged, given up, an acknowledgement itself, or not yet published).
     ack_due_at = models.DateTimeField(null=True, blank=True)
     acked_at = models.DateTimeField(null=True, blank=True)
-    ack_outcome = models.CharField(max_length=16, blank=True, default="")
+    ack_outcome = models.CharField(max_length=16, blank=True, default="", db_default="")
     gave_up_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -86,7 +86,7 @@ class Order(models.Model):
     stock_released_at = models.DateTimeField(null=True, blank=True)
     # Set when the saga could not settle by itself (a step never answered, stock that could not be
     # committed for a paid order); support finds these in the admin. Empty: nothing to do.
-    support_flag = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    support_flag = models.CharField(max_length=255, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-created_at", "id"]
