@@ -8,7 +8,10 @@ the broker stops a worker for good.
   and on connection loss the tasks still running are cancelled rather than acknowledged later on
   a channel whose connection is gone (kombu's Redis channel then dereferences the closed
   connection: ``AttributeError: 'NoneType' object has no attribute 'hostname'`` killed the
-  consumer). Their messages come back from the broker and run again, idempotently.
+  consumer). Their messages come back from the broker and run again, idempotently;
+* a liveness heartbeat (:class:`ConsumerHeartbeat`): a file touched every few seconds while the
+  consumer is connected and consuming, which the Kubernetes liveness probe (:data:`HEARTBEAT_PROBE`)
+  checks, so a worker whose consumer died or hung is restarted.
 
 Two brokers, chosen by the scheme of ``CELERY_BROKER_URL`` (see ``docs/broker.md`` for the
 figures behind the choice):
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, bootsteps
@@ -92,6 +96,54 @@ def broker_settings(
     return common | {"broker_transport_options": options}
 
 
+# The exec liveness probe of worker pods (charts/bazaar/templates/celery.yaml renders exactly this):
+# plain sh, date and stat, so a probe costs no Python start. It fails when the heartbeat file is
+# missing (consumer never connected, or disconnected: the step removes it) or older than the limit
+# (the consumer's event loop is stuck).
+HEARTBEAT_PROBE = (
+    'f="$CELERY_HEARTBEAT_FILE"; test -f "$f" && '
+    'test $(( $(date +%s) - $(stat -c %Y "$f") )) -lt "$CELERY_HEARTBEAT_MAX_AGE_SECONDS"'
+)
+
+
+class ConsumerHeartbeat(bootsteps.StartStopStep):
+    """Touches ``CELERY_HEARTBEAT_FILE`` every ``CELERY_HEARTBEAT_SECONDS`` while consuming.
+
+    A consumer step started after the task consumer (so only once messages can arrive); Celery
+    stops and restarts consumer steps when the broker connection is lost and re-established, and
+    :meth:`stop` removes the file then. The timer runs on the consumer's event loop, so a loop that
+    no longer turns stops the heartbeat too. Tasks run in the prefork pool's children, so a long
+    task does not stop it. Without ``CELERY_HEARTBEAT_FILE`` (laptops, tests) the step does nothing.
+    """
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: object, **kwargs: object) -> None:
+        super().__init__(parent, **kwargs)
+        configured = os.environ.get("CELERY_HEARTBEAT_FILE")
+        self.path = Path(configured) if configured else None
+        self.interval = float(os.environ.get("CELERY_HEARTBEAT_SECONDS") or "10")
+        self._entry = None
+
+    def start(self, consumer: object) -> None:
+        if self.path is None:
+            return
+        self._touch()
+        self._entry = consumer.timer.call_repeatedly(self.interval, self._touch)
+
+    def stop(self, consumer: object) -> None:
+        if self._entry is not None:
+            self._entry.cancel()
+            self._entry = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    shutdown = stop
+
+    def _touch(self) -> None:
+        self.path.touch()
+
+
 def make_celery_app(service: str, *, package: str) -> Celery:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", f"{package}.config.settings")
     app = Celery(package)
@@ -111,6 +163,7 @@ def make_celery_app(service: str, *, package: str) -> Celery:
         worker_consumer="bazaar_common.celery:PromptlyReconnectingConsumer",
     )
     app.steps["worker"].add(ThreadedBeat)
+    app.steps["consumer"].add(ConsumerHeartbeat)
     app.autodiscover_tasks()
     return app
 

@@ -1,4 +1,15 @@
-"""Liveness (``/healthz``) and readiness (``/readyz``: database and Redis reachable)."""
+"""Liveness (``/healthz``) and readiness (``/readyz``).
+
+Readiness answers one question: can this pod serve its traffic? A pod that says no leaves the
+Service's endpoints, so a dependency every pod shares (Redis, a database) must not fail readiness
+unless the traffic truly cannot be served without it — otherwise one Redis outage empties every
+Service at once and turns a degraded platform into a dead one. So each service names the checks its
+traffic *requires* (``READINESS_REQUIRED``, default: its database); every other check is
+*degrading*: reported in the body (``"status": "degraded"``) and in the gauge
+``bazaar_dependency_up{dependency}`` (0 = unreachable), which the alert rules watch, but the pod
+stays ready. The gateway requires nothing: its proxy path touches neither its admin-only database
+nor Redis (the rate limiter fails open).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +24,17 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bazaar_common.errors import problem_response
+
+try:
+    from prometheus_client import Gauge
+
+    DEPENDENCY_UP = Gauge(
+        "bazaar_dependency_up",
+        "1 when this process reached the dependency at its last readiness check, else 0",
+        ["dependency"],
+    )
+except ImportError:  # pragma: no cover - prometheus_client comes with django-prometheus
+    DEPENDENCY_UP = None
 
 logger = logging.getLogger(__name__)
 _redis_clients: dict[str, redis.Redis] = {}
@@ -50,12 +72,27 @@ def check_redis() -> str | None:
     return None
 
 
+CHECKS = {"database": check_database, "redis": check_redis}
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
-    failures = [failure for failure in (check_database(), check_redis()) if failure]
-    if failures:
-        logger.warning("not ready", extra={"failures": failures})
-        return problem_response(503, "Not ready.", retry_after=5, checks=failures)
-    return JsonResponse({"status": "ready", "service": settings.BAZAAR_SERVICE})
+    required = set(getattr(settings, "READINESS_REQUIRED", ("database",)))
+    failed_required: list[str] = []
+    degraded: list[str] = []
+    for name, check in CHECKS.items():
+        failure = check()
+        if DEPENDENCY_UP is not None:
+            DEPENDENCY_UP.labels(dependency=name).set(0 if failure else 1)
+        if failure:
+            (failed_required if name in required else degraded).append(failure)
+    if failed_required:
+        logger.warning("not ready", extra={"failures": failed_required, "degraded": degraded})
+        return problem_response(503, "Not ready.", retry_after=5, checks=failed_required + degraded)
+    body = {"status": "ready", "service": settings.BAZAAR_SERVICE}
+    if degraded:
+        logger.warning("ready but degraded", extra={"degraded": degraded})
+        body |= {"status": "degraded", "degraded": degraded}
+    return JsonResponse(body)
 
 
 urlpatterns = [

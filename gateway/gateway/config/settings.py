@@ -47,3 +47,9 @@ SPECTACULAR_SETTINGS = {  # noqa: F405
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- readiness (bazaar_common.health) --------------------------------------------------------------
+# The proxy path needs neither the gateway's own database (its admin's users and sessions) nor
+# Redis (rate limiting fails open): both only degrade, so an outage of either keeps every gateway
+# pod in its Service.
+READINESS_REQUIRED: tuple[str, ...] = ()
