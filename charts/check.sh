@@ -40,6 +40,30 @@ echo "== helm lint"
 "$HELM" lint --strict "$CHART"
 "$HELM" lint --strict "$CHART" -f "$CHART/ci/full-values.yaml"
 
+echo "== values.schema.json refuses typos and wrong types"
+# "--set ARG|the error helm must report": each must fail helm lint AND helm template.
+refused=(
+  "catalog.web.replcias=5|catalog.web: Additional property replcias is not allowed"
+  "gateway.ingres.enabled=true|gateway: Additional property ingres is not allowed"
+  "orders.web.replicas=three|orders.web.replicas: Invalid type. Expected: integer, given: string"
+  "shared.env.DEBUG=1|shared.env.DEBUG"
+  "profiles.worker.concurrency=0|profiles.worker.concurrency: Must be greater than or equal to 1"
+  "networkPolicy.enabled=maybe|networkPolicy.enabled: Invalid type. Expected: boolean, given: string"
+)
+for case in "${refused[@]}"; do
+  arg="${case%%|*}" expected="${case#*|}"
+  for command in "lint --strict" "template bazaar"; do
+    # shellcheck disable=SC2086 # $command is two words on purpose
+    if output="$("$HELM" $command "$CHART" --set "$arg" 2>&1)"; then
+      echo "FAIL helm $command accepted --set $arg"; exit 1
+    fi
+    grep -qF -- "$expected" <<<"$output" || { echo "FAIL helm $command --set $arg: no '$expected' in:"; echo "$output"; exit 1; }
+  done
+  echo "refused: --set $arg"
+done
+"$HELM" template bazaar "$CHART" --set catalog.web.replicas=5 --set gateway.ingress.enabled=true >/dev/null
+echo "accepted: --set catalog.web.replicas=5 --set gateway.ingress.enabled=true"
+
 echo "== helm template"
 # File names end in __<fullname> so check_chart.py knows the object names to expect.
 "$HELM" template bazaar "$CHART" --namespace bazaar >"$OUT/default__bazaar.yaml"

@@ -45,6 +45,16 @@ NOT_CONFIGURATION = {
 }
 # Given on the command line by the chart (bazaar_common.serve --host/--port/--workers/--threads).
 SET_AS_ARGUMENTS = {"HOST", "PORT", "WEB_WORKERS", "WEB_THREADS"}
+# Set by the chart on worker containers from probes.worker (the liveness heartbeat).
+SET_BY_CHART = {"CELERY_HEARTBEAT_FILE", "CELERY_HEARTBEAT_SECONDS", "CELERY_HEARTBEAT_MAX_AGE_SECONDS"}
+# Which service calls which over HTTP (values.yaml networkPolicy.calls must say the same).
+CALLS = {
+    "auth": set(),
+    "catalog": {"auth"},
+    "orders": {"auth", "catalog", "profiles"},
+    "profiles": {"auth", "orders"},
+    "gateway": {"auth", "catalog", "orders", "profiles"},
+}
 COMPONENTS = ("auth", "catalog", "orders", "profiles", "gateway")
 SERVICES = ("auth", "catalog", "orders", "profiles")
 SECRET_VARIABLES = {"SECRET_KEY", "DATABASE_URL", "SERVICE_CLIENT_SECRET", "SERVICE_CREDENTIALS", "REDIS_URL"}
@@ -70,13 +80,22 @@ def variables_in_values() -> set[str]:
 
 
 def check_values_cover_code(failures: list[str]) -> None:
-    missing = variables_read_by_code() - variables_in_values() - SET_AS_ARGUMENTS
+    missing = variables_read_by_code() - variables_in_values() - SET_AS_ARGUMENTS - SET_BY_CHART
     for name in sorted(missing):
         failures.append(f"values.yaml: {name} is read by the code but not listed under any env/secretEnv")
 
 
+CONFIGMAPS: dict[str, dict[str, str]] = {}  # name → data, of the manifest being checked
+
+
 def env_of(container: dict) -> dict[str, dict]:
-    return {item["name"]: item for item in container.get("env", [])}
+    """The container's environment as the kubelet builds it: envFrom ConfigMaps, then env wins."""
+    env: dict[str, dict] = {}
+    for source in container.get("envFrom", []):
+        name = source["configMapRef"]["name"]
+        env.update({key: {"name": key, "value": value} for key, value in CONFIGMAPS.get(name, {}).items()})
+    env.update({item["name"]: item for item in container.get("env", [])})
+    return env
 
 
 def check_pod(kind_name: str, pod: dict, failures: list[str]) -> None:
@@ -110,6 +129,8 @@ def check_pod(kind_name: str, pod: dict, failures: list[str]) -> None:
 def check_manifest(path: Path, failures: list[str]) -> None:
     documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
     objects = {(doc["kind"], doc["metadata"]["name"]): doc for doc in documents}
+    CONFIGMAPS.clear()
+    CONFIGMAPS.update({name: doc.get("data") or {} for (kind, name), doc in objects.items() if kind == "ConfigMap"})
     deployments = {name: doc for (kind, name), doc in objects.items() if kind == "Deployment"}
     prefix = path.stem.split("__")[-1]  # the fullname, given in the file name by check.sh
 
@@ -178,11 +199,100 @@ def check_manifest(path: Path, failures: list[str]) -> None:
             single = other["spec"].get("replicas") == 1 and other["spec"]["strategy"]["type"] == "Recreate"
             if role == "beat" and not single:
                 failures.append(f"{where}: beat is not a single replica recreated on update")
+    check_network_policies(path.name, prefix, objects, failures)
+    check_delivery_objects(path.name, prefix, objects, deployments, failures)
     for (kind, name), doc in objects.items():
         if kind in ("Deployment", "Job"):
             check_pod(f"{path.name}: {name}", doc["spec"]["template"]["spec"], failures)
         elif kind == "HorizontalPodAutoscaler" and doc["apiVersion"] != "autoscaling/v2":
             failures.append(f"{path.name}: {name} is not autoscaling/v2")
+
+
+def peer_services(peers: list[dict]) -> set[str]:
+    return {peer.get("podSelector", {}).get("matchLabels", {}).get("bazaar.io/service") for peer in peers} - {None}
+
+
+def check_network_policies(where: str, prefix: str, objects: dict, failures: list[str]) -> None:
+    """Default deny, then per component: in from exactly its callers (and the helm test pod), out
+    to exactly its callees' web pods, DNS and the data stores."""
+    deny = objects.get(("NetworkPolicy", f"{prefix}-default-deny"))
+    if deny is None or deny["spec"].get("ingress") or deny["spec"].get("egress"):
+        failures.append(f"{where}: no default-deny NetworkPolicy")
+    elif sorted(deny["spec"]["policyTypes"]) != ["Egress", "Ingress"]:
+        failures.append(f"{where}: the default deny does not cover ingress and egress")
+    for component, callees in CALLS.items():
+        policy = objects.get(("NetworkPolicy", f"{prefix}-{component}"))
+        if policy is None:
+            failures.append(f"{where}: no NetworkPolicy for {component}")
+            continue
+        spec = policy["spec"]
+        selected = spec["podSelector"]["matchLabels"]
+        if selected.get("bazaar.io/service") != component:
+            failures.append(f"{where}: NetworkPolicy {component} selects {selected}")
+        web_in = [rule for rule in spec["ingress"] if rule.get("ports") == [{"port": "http", "protocol": "TCP"}]]
+        callers = {name for name, their_callees in CALLS.items() if component in their_callees}
+        if not web_in or peer_services(web_in[0].get("from", [])) != callers:
+            found = peer_services(web_in[0].get("from", [])) if web_in else None
+            failures.append(f"{where}: {component} accepts http from {found}, expected {callers}")
+        public = [rule for rule in web_in[1:] if "from" not in rule or not peer_services(rule["from"])]
+        if component == "gateway" and not public:
+            failures.append(f"{where}: the gateway accepts no traffic from the ingress controller")
+        if component != "gateway" and public and "full" not in where:
+            failures.append(f"{where}: {component} accepts http from outside by default")
+        egress = spec["egress"]
+        dns = [rule for rule in egress if {"port": 53, "protocol": "UDP"} in rule.get("ports", [])]
+        stores = [rule for rule in egress if {"port": 5432, "protocol": "TCP"} in rule.get("ports", [])]
+        if not dns or not stores:
+            failures.append(f"{where}: {component} cannot reach DNS or the data stores")
+        called = set()
+        for rule in egress:
+            if rule.get("ports") == [{"port": 8000, "protocol": "TCP"}]:
+                called |= peer_services(rule["to"])
+        if called != callees:
+            failures.append(f"{where}: {component} may call {called}, expected {callees}")
+
+
+def check_delivery_objects(where: str, prefix: str, objects: dict, deployments: dict, failures: list[str]) -> None:
+    from bazaar_common.celery import HEARTBEAT_PROBE
+
+    for component in COMPONENTS:
+        account = objects.get(("ServiceAccount", f"{prefix}-{component}"))
+        if account is None or account.get("automountServiceAccountToken") is not False:
+            failures.append(f"{where}: no ServiceAccount {prefix}-{component} without a token")
+        config = objects.get(("ConfigMap", f"{prefix}-{component}-env"))
+        if config is None or "ALLOWED_HOSTS" in config.get("data", {}):
+            failures.append(f"{where}: no env ConfigMap for {component} (ALLOWED_HOSTS must stay inline)")
+    for name, deployment in deployments.items():
+        template = deployment["spec"]["template"]
+        annotations = template["metadata"].get("annotations", {})
+        if not {"checksum/env", "checksum/secrets"} <= set(annotations):
+            failures.append(f"{where}: {name} has no checksum annotations (config changes would not roll it)")
+        pod = template["spec"]
+        if pod.get("serviceAccountName") != f"{prefix}-{name.removeprefix(prefix + '-').split('-')[0]}":
+            failures.append(f"{where}: {name} does not run as its component's ServiceAccount")
+        container = pod["containers"][0]
+        if "metrics" not in {port["name"] for port in container.get("ports", [])} and not name.endswith("-beat"):
+            failures.append(f"{where}: {name} has no metrics port")
+        if name.endswith("-worker"):
+            command = container.get("livenessProbe", {}).get("exec", {}).get("command")
+            if command != ["sh", "-c", HEARTBEAT_PROBE]:
+                failures.append(f"{where}: {name} liveness is {command}, not bazaar_common.celery.HEARTBEAT_PROBE")
+    test = objects.get(("Pod", f"{prefix}-test"))
+    if test is None or test["metadata"]["annotations"].get("helm.sh/hook") != "test":
+        failures.append(f"{where}: no helm test pod")
+    ingress = objects.get(("Ingress", f"{prefix}-gateway"))
+    if ingress is not None:
+        paths = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+        if any(path.startswith("/admin") for path in paths):
+            failures.append(f"{where}: the gateway's /admin is on the public ingress")
+    if "full" in where:
+        for kind in ("PodMonitor", "PrometheusRule"):
+            if (kind, prefix) not in objects:
+                failures.append(f"{where}: no {kind} with every option on")
+        if ("ConfigMap", f"{prefix}-dashboards") not in objects:
+            failures.append(f"{where}: no dashboards ConfigMap with every option on")
+        if ("ScaledObject", f"{prefix}-catalog-worker") not in objects:
+            failures.append(f"{where}: no KEDA ScaledObject for the catalog worker")
 
 
 def web_package(container: dict) -> str:

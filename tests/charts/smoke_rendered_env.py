@@ -86,6 +86,10 @@ class Smoke:
 
     def environment(self, component: str, container: dict) -> dict[str, str]:
         env = {"PATH": os.environ["PATH"], "HOME": str(self.scratch)}
+        for source in container.get("envFrom", []):  # the component's ConfigMap, as the kubelet does
+            env.update(self.objects[("ConfigMap", source["configMapRef"]["name"])]["data"])
+        if "METRICS_PORT" in env:  # one pod per machine in Kubernetes; many processes here
+            env["METRICS_PORT"] = str(free_port())
         for item in container["env"]:
             if "value" in item:
                 env[item["name"]] = item["value"]

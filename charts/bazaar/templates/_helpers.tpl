@@ -108,12 +108,12 @@ kubelet from the POD_IP variable defined before it.
 {{- end -}}
 
 {{/*
-The environment of every container of a component: (dict "root" $ "name" "catalog" "role" "web").
-Order: POD_IP (for $(POD_IP) below), then shared.env merged with <component>.env (the component
-wins) plus the computed values the chart fills in when left empty, then the secret-backed
-variables. A variable whose value is empty is not set at all, so the service's own default applies.
+The plain (non-secret) environment of a component, as a YAML map NAME: "value":
+(dict "root" $ "name" "catalog"). shared.env merged with <component>.env (the component wins) plus
+the computed values the chart fills in when left empty; a variable whose value is empty is not
+set at all, so the service's own default applies; names also under a secretEnv are left out.
 */}}
-{{- define "bazaar.env" -}}
+{{- define "bazaar.plainEnv" -}}
 {{- $root := .root -}}
 {{- $c := index $root.Values .name -}}
 {{- $secretEnv := mustMergeOverwrite (deepCopy ($root.Values.shared.secretEnv | default dict)) ($c.secretEnv | default dict) -}}
@@ -133,18 +133,23 @@ variables. A variable whose value is empty is not set at all, so the service's o
 {{- if not (get $env "SERVICE_VERSION") -}}
 {{- $_ := set $env "SERVICE_VERSION" (include "bazaar.imageTag" .) -}}
 {{- end -}}
-- name: POD_IP
-  valueFrom:
-    fieldRef:
-      fieldPath: status.podIP
-- name: BAZAAR_ROLE
-  value: {{ .role | quote }}
-{{- range $key, $value := $env }}
-{{- if and (not (hasKey $secretEnv $key)) (ne (toString $value) "") (ne (toString $value) "<nil>") }}
-- name: {{ $key }}
-  value: {{ tpl (toString $value) $root | quote }}
-{{- end }}
-{{- end }}
+{{- if not (get $env "METRICS_PORT") -}}
+{{- $_ := set $env "METRICS_PORT" (toString $root.Values.metrics.port) -}}
+{{- end -}}
+{{- $plain := dict -}}
+{{- range $key, $value := $env -}}
+{{- if and (not (hasKey $secretEnv $key)) (ne (toString $value) "") (ne (toString $value) "<nil>") -}}
+{{- $_ := set $plain $key (tpl (toString $value) $root) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $plain -}}
+{{- end -}}
+
+{{/* The secret-backed variables of a component (secretKeyRef EnvVars). */}}
+{{- define "bazaar.secretEnv" -}}
+{{- $root := .root -}}
+{{- $c := index $root.Values .name -}}
+{{- $secretEnv := mustMergeOverwrite (deepCopy ($root.Values.shared.secretEnv | default dict)) ($c.secretEnv | default dict) -}}
 {{- range $key, $ref := $secretEnv }}
 {{- if and $ref (kindIs "map" $ref) }}
 {{- $secretName := $ref.secret | default (ternary $c.existingSecret $root.Values.shared.existingSecret (hasKey ($c.secretEnv | default dict) $key)) }}
@@ -156,9 +161,97 @@ variables. A variable whose value is empty is not set at all, so the service's o
       optional: {{ $ref.optional | default false }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* The names of every Secret a component's pods read (for the checksum annotation). */}}
+{{- define "bazaar.secretNames" -}}
+{{- $root := .root -}}
+{{- $c := index $root.Values .name -}}
+{{- $names := list (tpl $root.Values.shared.existingSecret $root) (tpl $c.existingSecret $root) -}}
+{{- range $key, $ref := (mustMergeOverwrite (deepCopy ($root.Values.shared.secretEnv | default dict)) ($c.secretEnv | default dict)) -}}
+{{- if and $ref (kindIs "map" $ref) $ref.secret -}}
+{{- $names = append $names (tpl $ref.secret $root) -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq .name "auth") $c.signingKeys.existingSecret -}}
+{{- $names = append $names (tpl $c.signingKeys.existingSecret $root) -}}
+{{- end -}}
+{{- join "," (uniq $names) -}}
+{{- end -}}
+
+{{/*
+Pod annotations that change whenever the component's configuration or one of its Secrets does, so
+`helm upgrade` rolls the pods: the rendered ConfigMap, and the data of every Secret the pods read
+(looked up in the cluster at install/upgrade time; `helm template` has no cluster and hashes
+nothing). Rotating a secret = update the Secret, then `helm upgrade` (docs/runbooks/secrets.md).
+*/}}
+{{- define "bazaar.checksumAnnotations" -}}
+{{- $root := .root -}}
+{{- $secrets := dict -}}
+{{- range $name := (include "bazaar.secretNames" . | splitList ",") -}}
+{{- $found := lookup "v1" "Secret" $root.Release.Namespace $name -}}
+{{- $_ := set $secrets $name (($found | default dict).data | default dict) -}}
+{{- end -}}
+checksum/env: {{ include "bazaar.plainEnv" . | sha256sum }}
+checksum/secrets: {{ toJson $secrets | sha256sum }}
+{{- end -}}
+
+{{/*
+The environment of a container INLINE (the migration hook Job and the helm test Pod, which run
+before/without the release's ConfigMap): (dict "root" $ "name" "catalog" "role" "migrate").
+*/}}
+{{- define "bazaar.env" -}}
+{{- $c := index .root.Values .name -}}
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: BAZAAR_ROLE
+  value: {{ .role | quote }}
+{{- range $key, $value := (include "bazaar.plainEnv" . | fromYaml) }}
+- name: {{ $key }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- include "bazaar.secretEnv" . }}
 {{- with $c.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/*
+The environment of a Deployment's container: the plain variables come from the component's
+ConfigMap (envFrom); only what the kubelet must expand ($(POD_IP) in ALLOWED_HOSTS), the role and
+the secrets are inline.
+*/}}
+{{- define "bazaar.podEnv" -}}
+{{- $c := index .root.Values .name -}}
+{{- $plain := include "bazaar.plainEnv" . | fromYaml -}}
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: BAZAAR_ROLE
+  value: {{ .role | quote }}
+- name: ALLOWED_HOSTS
+  value: {{ get $plain "ALLOWED_HOSTS" | quote }}
+{{- include "bazaar.secretEnv" . }}
+{{- with $c.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "bazaar.envFrom" -}}
+- configMapRef:
+    name: {{ include "bazaar.serviceHost" . }}-env
+{{- end -}}
+
+{{/* The ServiceAccount of a component's pods ("" = the namespace's default). */}}
+{{- define "bazaar.serviceAccountName" -}}
+{{- if .root.Values.serviceAccount.create -}}
+{{- include "bazaar.serviceHost" . -}}
+{{- else -}}
+{{- .root.Values.serviceAccountName -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Pod-level settings shared by every pod of the chart. */}}
@@ -168,8 +261,10 @@ variables. A variable whose value is empty is not set at all, so the service's o
 imagePullSecrets:
 {{ toYaml . }}
 {{- end }}
-{{- if $root.Values.serviceAccountName }}
-serviceAccountName: {{ $root.Values.serviceAccountName }}
+{{- /* Hook and test pods run before (or without) the release's own ServiceAccounts. */}}
+{{- $account := ternary $root.Values.serviceAccountName (include "bazaar.serviceAccountName" .) (has .role (list "migrate" "test")) }}
+{{- if $account }}
+serviceAccountName: {{ $account }}
 {{- end }}
 automountServiceAccountToken: false
 enableServiceLinks: false
@@ -290,4 +385,9 @@ topologySpreadConstraints:
       matchLabels:
 {{ include "bazaar.selectorLabels" . | indent 8 }}
 {{- end }}
+{{- end -}}
+
+{{/* The worker liveness command: exactly bazaar_common.celery.HEARTBEAT_PROBE (checked by tests/charts/check_chart.py). */}}
+{{- define "bazaar.workerProbeCommand" -}}
+f="$CELERY_HEARTBEAT_FILE"; test -f "$f" && test $(( $(date +%s) - $(stat -c %Y "$f") )) -lt "$CELERY_HEARTBEAT_MAX_AGE_SECONDS"
 {{- end -}}
