@@ -177,6 +177,9 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
             }
         },
         "REDIS_URL": redis_url(),
+        # What /readyz fails on (bazaar_common.health): what this service's traffic cannot do
+        # without. Everything else checked only degrades.
+        "READINESS_REQUIRED": tuple(env_list("READINESS_REQUIRED", ["database"])),
         # Staff sign in to every admin with their Bazaar account (verified by the auth service).
         "AUTHENTICATION_BACKENDS": ["bazaar_common.auth.admin_backend.BazaarAdminBackend"],
         # Peers whose X-Forwarded-For is believed (the gateway); everyone else is REMOTE_ADDR.

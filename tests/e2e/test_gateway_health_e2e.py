@@ -93,6 +93,9 @@ def test_failing_readiness_takes_an_instance_out_of_rotation_until_it_passes(pla
         "catalog",
         REDIS_URL=f"redis://127.0.0.1:{relay.port}{database}",
         DISCOVERY_REDIS_URL=platform.redis_url,
+        # Redis only degrades readiness by default; this instance declares it required, so losing
+        # it fails /readyz (the mechanism under test: a failing readiness check).
+        READINESS_REQUIRED="database,redis",
     )
     try:
         relay.down()  # its readiness check (Redis) now fails; it stays registered (/healthz is fine)

@@ -52,4 +52,4 @@ SPECTACULAR_SETTINGS = {  # noqa: F405
 # The proxy path needs neither the gateway's own database (its admin's users and sessions) nor
 # Redis (rate limiting fails open): both only degrade, so an outage of either keeps every gateway
 # pod in its Service.
-READINESS_REQUIRED: tuple[str, ...] = ()
+READINESS_REQUIRED = tuple(env_list("READINESS_REQUIRED", []))
