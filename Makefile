@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROJECTS := common auth_service catalog_service order_service profile_service gateway devtools
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down test lint format instance bench-gateway load chart-check lock clean
+.PHONY: help install up down test lint format instance bench-gateway load chart-check lock clean soak
 
 help:
 	@echo "make up             run the whole platform (gateway on http://127.0.0.1:8000)"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench-gateway  gateway throughput/latency benchmark"
 	@echo "make load           Locust load test against a running platform (make up first)"
 	@echo "make chart-check    lint, render and validate the Helm chart"
+	@echo "make soak           5-minute consistency soak: a random instance or worker killed every minute"
 	@echo "make lock           re-resolve requirements/runtime.lock (the images' hashed dependencies)"
 	@echo "make lint | format | clean"
 
@@ -36,6 +37,10 @@ down: install
 
 test: install
 	$(BIN)/python -m bazaar_devtools.check
+
+# Five minutes of shopping while a random instance or worker is killed every minute (opt-in).
+soak: install
+	$(BIN)/python -m bazaar_devtools.check --only e2e -- -m soak -s
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

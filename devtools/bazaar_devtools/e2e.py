@@ -24,6 +24,7 @@ from bazaar_common.demo import DEMO_PASSWORD
 from bazaar_common.discovery import RedisRegistry
 from bazaar_devtools.platform import (
     ALL_PROJECTS,
+    BY_NAME,
     EmbeddedRedis,
     Platform,
     PlatformConfig,
@@ -48,6 +49,8 @@ E2E_ENV = {
     "OUTBOX_ACK_TIMEOUT_SECONDS": "2",
     "OUTBOX_ACK_BACKOFF_MAX_SECONDS": "10",
     "OUTBOX_MAX_ATTEMPTS": "20",
+    "ORDER_RECONCILE_INTERVAL_SECONDS": "5",
+    "ORDER_RECONCILE_MIN_AGE_SECONDS": "10",
 }
 
 
@@ -87,8 +90,17 @@ class E2EPlatform:
         """SIGKILL the whole process group, as when a machine or container dies."""
         self.platform.stop(proc, signal.SIGKILL)
 
-    def start_worker(self, service: str) -> Proc:
-        return self.platform.start_worker(service)
+    def start_worker(self, service: str, *, beat: bool = False, **env: str) -> Proc:
+        """One more Celery worker of ``service`` (with beat: the one that runs its periodic
+        tasks), with ``env`` on top of the platform's (e.g. a DATABASE_URL through a fault proxy)."""
+        spec = BY_NAME[service]
+        index = sum(1 for p in self.platform.procs if p.service == service and p.kind == "worker")
+        proc = self.platform.worker_proc(spec, index, beat=beat)
+        proc.env.update(env)
+        return self.platform.spawn(proc)
+
+    def database_url(self, service: str) -> str:
+        return self.platform.database_url(BY_NAME[service])
 
     def ensure_one_instance_each(self) -> None:
         for spec in ALL_PROJECTS:
