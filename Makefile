@@ -22,9 +22,12 @@ help:
 $(STAMP): requirements/constraints.txt requirements/dev.txt $(foreach p,$(PROJECTS),$(p)/pyproject.toml)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt \
-		$(foreach p,$(PROJECTS),-e ./$(p))
+	@# Fast on a fresh clone (about half the time it took): no pip self-upgrade; setuptools once,
+	@# then no isolated build environment per project; .pyc files written on first import, not
+	@# for every file of every package up front.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "setuptools>=68"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --no-build-isolation \
+		-c requirements/constraints.txt -r requirements/dev.txt $(foreach p,$(PROJECTS),-e ./$(p))
 	touch $(STAMP)
 
 install: $(STAMP)
