@@ -98,7 +98,7 @@ class Launcher:
             print(message, flush=True)
 
     def echo(self, proc: Proc, line: bytes) -> None:
-        with self._print_lock:
+        with self._print_lock, contextlib.suppress(OSError):  # a closed terminal must not block the child
             sys.stdout.write(f"{proc.name:<18}| {line.decode(errors='replace').rstrip()}\n")
             sys.stdout.flush()
 
