@@ -94,7 +94,7 @@ class Launcher:
 
     # --- output ------------------------------------------------------------------------------
     def say(self, message: str) -> None:
-        with self._print_lock:
+        with self._print_lock, contextlib.suppress(OSError):
             print(message, flush=True)
 
     def echo(self, proc: Proc, line: bytes) -> None:
