@@ -121,6 +121,9 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
         "BAZAAR_SERVICE": service,
         "DEBUG": debug,
         "SECRET_KEY": secret_key,
+        # Previous keys still accepted while SECRET_KEY is rotated (sessions, password-reset and
+        # signed values made with them stay valid); comma separated, from the Secret.
+        "SECRET_KEY_FALLBACKS": env_list("SECRET_KEY_FALLBACKS", []),
         "ALLOWED_HOSTS": env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"]),
         "INSTALLED_APPS": [
             "django.contrib.admin",

@@ -30,6 +30,18 @@ def test_a_service_gets_a_short_lived_service_token(api_client, settings):
     )
 
 
+def test_during_a_rotation_both_secrets_of_a_service_are_accepted(api_client, settings):
+    """Rotation without downtime: auth lists catalog twice, pods with either secret get tokens."""
+    settings.SERVICE_CREDENTIALS = "catalog:new-secret,orders:orders-secret,catalog:old-secret"
+
+    statuses = [
+        api_client.post(SERVICE_TOKEN, {"client_id": "catalog", "client_secret": secret}, format="json").status_code
+        for secret in ("new-secret", "old-secret", "orders-secret")
+    ]
+
+    assert statuses == [200, 200, 401]
+
+
 @pytest.mark.parametrize(
     ("client_id", "secret"),
     [("orders", "catalog-secret"), ("unknown", "x"), ("orders", ""), ("", "orders-secret")],

@@ -66,3 +66,19 @@ def test_lists_are_comma_separated_and_trimmed(monkeypatch):
     monkeypatch.setenv("ALLOWED_HOSTS", " a.example, b.example ,,")
 
     assert env_list("ALLOWED_HOSTS") == ["a.example", "b.example"]
+
+
+def test_a_rotated_secret_key_keeps_the_previous_ones_as_fallbacks(monkeypatch):
+    """SECRET_KEY rotation without logging everybody out: values signed with the old key verify."""
+    from django.core import signing
+
+    monkeypatch.setenv("DEBUG", "0")
+    monkeypatch.setenv("SECRET_KEY", "the-new-key-" + "x" * 40)
+    monkeypatch.setenv("SECRET_KEY_FALLBACKS", "the-old-key-" + "y" * 40 + ", ")
+    built = build_settings(service="catalog", package="catalog_service", apps=[])
+
+    assert built["SECRET_KEY_FALLBACKS"] == ["the-old-key-" + "y" * 40]
+    signed_before = signing.dumps({"session": 1}, key="the-old-key-" + "y" * 40)
+    assert signing.loads(signed_before, key=built["SECRET_KEY"], fallback_keys=built["SECRET_KEY_FALLBACKS"]) == {
+        "session": 1
+    }

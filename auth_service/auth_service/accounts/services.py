@@ -357,12 +357,14 @@ def token_revoke(*, refresh: str) -> None:
 # --- Services and staff --------------------------------------------------------------------------
 
 
-def _service_credentials() -> dict[str, str]:
-    credentials = {}
+def _service_credentials() -> dict[str, list[str]]:
+    """client id → its accepted secrets. A client may be listed twice ("orders:new,orders:old")
+    while its secret is rotated: both are accepted until the old entry is removed."""
+    credentials: dict[str, list[str]] = {}
     for entry in settings.SERVICE_CREDENTIALS.split(","):
         client_id, _, secret = entry.strip().partition(":")
         if client_id and secret:
-            credentials[client_id] = secret
+            credentials.setdefault(client_id, []).append(secret)
     return credentials
 
 
@@ -371,10 +373,11 @@ def service_token_issue(*, client_id: str, client_secret: str, client_ip: str) -
     limiter = abuse.login_limiter()
     # Only the address is limited: a per-client-id lock would let anyone lock a service out.
     limiter.attempt(account=None, address=client_ip)
-    expected = _service_credentials().get(client_id)
-    # compare_digest on both branches so an unknown client id takes as long as a wrong secret.
-    matches = hmac.compare_digest((expected or "\0").encode(), client_secret.encode())
-    if expected is None or not matches:
+    accepted = _service_credentials().get(client_id) or ["\0"]
+    # compare_digest against every accepted secret (no early exit), and against a dummy for an
+    # unknown client id, so the time taken tells nothing.
+    matches = [hmac.compare_digest(secret.encode(), client_secret.encode()) for secret in accepted]
+    if client_id not in _service_credentials() or not any(matches):
         raise exceptions.AuthenticationFailed("Unknown service credentials.")
     limiter.forgive(account=None, address=client_ip)
     return str(service_access_token(client_id)), settings.SERVICE_TOKEN_LIFETIME_SECONDS
