@@ -102,6 +102,11 @@ def database_config(service: str) -> dict[str, Any]:
         config["CONN_MAX_AGE"] = 0
     else:
         config["CONN_HEALTH_CHECKS"] = True
+        if env_bool("DB_TRANSACTION_POOLING", False):
+            # Behind PgBouncer in transaction mode consecutive statements may run on different
+            # server connections: a named server-side cursor (.iterator()) would vanish between
+            # its fetches. Django then uses client-side cursors.
+            config["DISABLE_SERVER_SIDE_CURSORS"] = True
     config.setdefault("TEST", {})
     return config
 

@@ -82,3 +82,13 @@ def test_a_rotated_secret_key_keeps_the_previous_ones_as_fallbacks(monkeypatch):
     assert signing.loads(signed_before, key=built["SECRET_KEY"], fallback_keys=built["SECRET_KEY_FALLBACKS"]) == {
         "session": 1
     }
+
+
+def test_transaction_pooling_turns_server_side_cursors_off(monkeypatch):
+    """Behind PgBouncer's transaction mode a named cursor would not survive between fetches."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@pgbouncer.db:6432/bazaar_catalog")
+    monkeypatch.delenv("DB_TRANSACTION_POOLING", raising=False)
+    assert database_config("catalog").get("DISABLE_SERVER_SIDE_CURSORS", False) is False
+
+    monkeypatch.setenv("DB_TRANSACTION_POOLING", "1")
+    assert database_config("catalog")["DISABLE_SERVER_SIDE_CURSORS"] is True
