@@ -22,6 +22,15 @@ from django.core.exceptions import ImproperlyConfigured
 DEV_SECRET_KEY = "bazaar-insecure-development-key-do-not-use-in-production"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+# What only the admin needs; run for admin paths only (bazaar_common.middleware.AdminStackMiddleware).
+ADMIN_MIDDLEWARE = [
+    # Serves the admin's static files from the app server itself (no nginx needed).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -147,17 +156,18 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
             "bazaar_common.request_id.RequestIdMiddleware",
             "django_prometheus.middleware.PrometheusBeforeMiddleware",
             "django.middleware.security.SecurityMiddleware",
-            # Serves the admin's static files from the app server itself (no nginx needed).
-            "whitenoise.middleware.WhiteNoiseMiddleware",
-            "django.contrib.sessions.middleware.SessionMiddleware",
             "django.middleware.common.CommonMiddleware",
-            "django.middleware.csrf.CsrfViewMiddleware",
-            "django.contrib.auth.middleware.AuthenticationMiddleware",
-            "django.contrib.messages.middleware.MessageMiddleware",
+            # Static files, sessions, CSRF, the admin user and messages, for admin paths only:
+            # API requests skip them (see bazaar_common.middleware, ADMIN_MIDDLEWARE below).
+            "bazaar_common.middleware.AdminStackMiddleware",
             "django.middleware.clickjacking.XFrameOptionsMiddleware",
             "bazaar_common.errors.JsonErrorMiddleware",
             "django_prometheus.middleware.PrometheusAfterMiddleware",
         ],
+        "ADMIN_MIDDLEWARE": list(ADMIN_MIDDLEWARE),
+        # The admin's checks look for its middleware in MIDDLEWARE; it runs inside
+        # AdminStackMiddleware for every admin request (tests/common/test_middleware.py).
+        "SILENCED_SYSTEM_CHECKS": ["admin.E408", "admin.E409", "admin.E410"],
         "ROOT_URLCONF": f"{package}.config.urls",
         "WSGI_APPLICATION": f"{package}.config.wsgi.application",
         "TEMPLATES": [
@@ -178,7 +188,7 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "CACHES": {
             "default": {
-                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "BACKEND": "bazaar_common.cache.BazaarRedisCache",
                 "LOCATION": redis_url(),
                 "KEY_PREFIX": cache_prefix,
                 "TIMEOUT": 300,

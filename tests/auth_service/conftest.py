@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 from auth_factories import PASSWORD, UserFactory  # noqa: I001 - this suite's factories module
-from django.contrib.auth.hashers import Argon2PasswordHasher
 from rest_framework.test import APIClient
 
+from auth_service.accounts.hashers import BazaarArgon2PasswordHasher
 from auth_service.accounts.keys import key_ring
 from bazaar_common.auth import keys as platform_keys
 from bazaar_common.auth import testing as auth_testing
@@ -47,10 +47,10 @@ def _auth_test_setup(settings, session_keys_dir, monkeypatch) -> Iterator[None]:
     settings.JWT_SIGNING_KEYS_DIR = session_keys_dir
     settings.JWT_CURRENT_KID = ""
     settings.DEBUG = True  # lets the test ring generate its first key
-    # Argon2 stays the algorithm; cheaper parameters keep the suite fast (production keeps Django's).
-    monkeypatch.setattr(Argon2PasswordHasher, "time_cost", 1)
-    monkeypatch.setattr(Argon2PasswordHasher, "memory_cost", 256)
-    monkeypatch.setattr(Argon2PasswordHasher, "parallelism", 1)
+    # Argon2 stays the algorithm; cheaper parameters keep the suite fast (production: hashers.py).
+    monkeypatch.setattr(BazaarArgon2PasswordHasher, "time_cost", 1)
+    monkeypatch.setattr(BazaarArgon2PasswordHasher, "memory_cost", 256)
+    monkeypatch.setattr(BazaarArgon2PasswordHasher, "parallelism", 1)
     path = trust_ring_and_test_key()
     yield
     os.unlink(path)

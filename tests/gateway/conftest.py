@@ -90,6 +90,8 @@ def gateway_factory(registry: RedisRegistry, redis_client: redis.Redis) -> Itera
         rate_limiting: bool = True,
         limiter_redis: redis.Redis | None = None,
         access_log: bool = False,
+        login_concurrency: int = 4,
+        login_queue_seconds: float = 0.5,
         **client_options: Any,
     ) -> GatewayUnderTest:
         client = client or ServiceClient(
@@ -107,7 +109,12 @@ def gateway_factory(registry: RedisRegistry, redis_client: redis.Redis) -> Itera
             client=client,
             limiter=limiter,
             cors=Cors(cors_origins),
-            config=GatewayConfig(max_body_bytes=max_body_bytes, access_log=access_log),
+            config=GatewayConfig(
+                max_body_bytes=max_body_bytes,
+                access_log=access_log,
+                login_concurrency=login_concurrency,
+                login_queue_seconds=login_queue_seconds,
+            ),
             route_table=routes,
         )
         gateway = GatewayUnderTest(app)

@@ -24,10 +24,11 @@ DEBUG: bool = globals()["DEBUG"]
 
 # --- Accounts ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
-# Argon2id for every new hash; PBKDF2 stays listed only so that a hash made elsewhere still verifies
-# and is upgraded to Argon2 at the next successful sign-in.
+# Argon2id (m=19 MiB, t=2, p=1: OWASP's minimum, see accounts/hashers.py) for every new hash;
+# hashes with other Argon2 parameters, or PBKDF2 hashes made elsewhere, still verify and are
+# re-hashed with these at the next successful sign-in.
 PASSWORD_HASHERS = [
-    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "auth_service.accounts.hashers.BazaarArgon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
 # This service's own admin checks the credentials in-process (other services ask over HTTP).

@@ -29,6 +29,12 @@ GATEWAY_RATE_LIMITING = env_bool("GATEWAY_RATE_LIMITING", True)
 GATEWAY_RATE_LIMIT_PREFIX = env_list("GATEWAY_RATE_LIMIT_PREFIX", ["bazaar:ratelimit"])[0]
 GATEWAY_RATE_LIMIT_REDIS_URL = env_list("GATEWAY_RATE_LIMIT_REDIS_URL", [REDIS_URL])[0]  # noqa: F821
 
+# --- load shedding: sign-in class requests in flight per gateway process -------------------------
+# Each is an Argon2 hash (~25 ms of a core) in the auth service; beyond this many, wait at most
+# GATEWAY_LOGIN_QUEUE_SECONDS, then answer 503 + Retry-After.
+GATEWAY_LOGIN_CONCURRENCY = env_int("GATEWAY_LOGIN_CONCURRENCY", 4)
+GATEWAY_LOGIN_QUEUE_SECONDS = env_float("GATEWAY_LOGIN_QUEUE_SECONDS", 0.5)
+
 # --- upstream calls -----------------------------------------------------------------------------
 GATEWAY_BALANCER = env_list("GATEWAY_BALANCER", ["least_outstanding"])[0]
 GATEWAY_UPSTREAM_POOL_SIZE = env_int("GATEWAY_UPSTREAM_POOL_SIZE", 32)

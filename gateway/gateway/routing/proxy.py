@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -68,6 +69,11 @@ class GatewayConfig:
     trusted_proxies: int = 0
     hsts_seconds: int = 0
     access_log: bool = True
+    # Requests of the ``login`` class (sign-in, sign-up, password reset: an Argon2 hash each) in
+    # flight per gateway process; the excess waits ``login_queue_seconds`` at most, then is shed
+    # with 503 + Retry-After instead of queueing in the auth service into timeouts.
+    login_concurrency: int = 4
+    login_queue_seconds: float = 0.5
 
 
 SECURITY_HEADERS = (
@@ -105,6 +111,7 @@ class GatewayApplication:
             security.append(("Strict-Transport-Security", f"max-age={config.hsts_seconds}; includeSubDomains"))
         self.security_headers = security
         self._security_names = frozenset(name.lower() for name, _ in security)
+        self._in_flight = {"login": threading.BoundedSemaphore(max(1, config.login_concurrency))}
 
     # ---------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -206,7 +213,37 @@ class GatewayApplication:
                         extra_headers=cors_headers + limit_headers,
                     )
 
-        # 4. Upstream.
+        # 4. Concurrency: hashing routes are shed when the auth service is saturated.
+        gate = self._in_flight.get(route.rate_class or "")
+        if gate is not None:
+            if not gate.acquire(timeout=self.config.login_queue_seconds):
+                return self._problem_tuple(
+                    503,
+                    "Too many sign-ins in progress; retry shortly.",
+                    request_id=request_id,
+                    retry_after=1,
+                    extra_headers=cors_headers + limit_headers,
+                )
+            try:
+                return self._upstream(
+                    route, path, method, environ, request_id, body, client_ip, cors_headers, limit_headers
+                )
+            finally:
+                gate.release()
+        return self._upstream(route, path, method, environ, request_id, body, client_ip, cors_headers, limit_headers)
+
+    def _upstream(
+        self,
+        route: routing.Route,
+        path: str,
+        method: str,
+        environ: dict[str, Any],
+        request_id: str,
+        body: bytes | None,
+        client_ip: str,
+        cors_headers: list[tuple[str, str]],
+        limit_headers: list[tuple[str, str]],
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         upstream_headers = self._upstream_headers(environ, request_id, client_ip)
         query = environ.get("QUERY_STRING")
         url_path = _quote_path(path) + (f"?{query}" if query else "")

@@ -61,5 +61,7 @@ def build_application(django_app: Any) -> Any:
             trusted_proxies=settings.GATEWAY_TRUSTED_PROXIES,
             hsts_seconds=settings.GATEWAY_HSTS_SECONDS,
             access_log=settings.GATEWAY_ACCESS_LOG,
+            login_concurrency=settings.GATEWAY_LOGIN_CONCURRENCY,
+            login_queue_seconds=settings.GATEWAY_LOGIN_QUEUE_SECONDS,
         ),
     )
