@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 PROJECTS := common auth_service catalog_service order_service profile_service gateway devtools
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down test lint format instance bench-gateway load chart-check lock clean soak
+.PHONY: help install up down test lint format instance bench bench-gateway load chart-check lock clean soak
 
 help:
 	@echo "make up             run the whole platform (gateway on http://127.0.0.1:8000)"
 	@echo "make down           stop the platform make up runs from this checkout (from any shell)"
 	@echo "make test           lint, migration check, every service's tests and the end-to-end suite"
 	@echo "make instance SERVICE=catalog   one more instance of a service into the running platform"
+	@echo "make bench          whole-platform benchmark: reads, checkout, sign-in (needs DATABASE_URL=postgres://…)"
 	@echo "make bench-gateway  gateway throughput/latency benchmark"
 	@echo "make load           Locust load test against a running platform (make up first)"
 	@echo "make chart-check    lint, render and validate the Helm chart"
@@ -54,6 +55,9 @@ format: install
 instance: install
 	@test -n "$(SERVICE)" || (echo "usage: make instance SERVICE=<auth|catalog|orders|profiles|gateway>"; exit 2)
 	$(BIN)/python -m bazaar_devtools.instance $(SERVICE)
+
+bench: install
+	$(BIN)/python -m bazaar_devtools.bench
 
 bench-gateway: install
 	$(BIN)/python -m bazaar_devtools.bench_gateway
