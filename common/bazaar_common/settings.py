@@ -97,9 +97,18 @@ def repo_var_dir() -> Path:
     return path
 
 
-def database_config(service: str) -> dict[str, Any]:
+def database_config(service: str, *, conn_max_age: int = 60) -> dict[str, Any]:
+    """The service's database.
+
+    Connection budget (docs/capacity.md): Django holds one connection per thread that used the
+    database, kept ``DB_CONN_MAX_AGE`` seconds (default ``conn_max_age``) so a request does not
+    pay PostgreSQL's backend start (~2–5 ms of CPU) each time. A web instance therefore holds at
+    most ``WEB_THREADS`` connections, a Celery worker one per pool process plus one for beat.
+    A project whose database serves only its admin (the gateway) passes ``conn_max_age=0``: its
+    requests close their connection, so the proxy path and idle threads hold none.
+    """
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{repo_var_dir() / f'{service}.sqlite3'}"
-    config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", conn_max_age))
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Several processes (web, worker) share one SQLite file in development: wait for locks
         # instead of failing, and let readers run beside the writer.
@@ -124,7 +133,7 @@ def redis_url() -> str:
     return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, Any]:
+def build_settings(*, service: str, package: str, apps: list[str], db_conn_max_age: int = 60) -> dict[str, Any]:
     """Everything the services have in common; the caller adds its own settings after."""
     debug = env_bool("DEBUG", False)
     secret_key = require_env("SECRET_KEY", debug=debug, dev_default=DEV_SECRET_KEY)
@@ -184,7 +193,7 @@ def build_settings(*, service: str, package: str, apps: list[str]) -> dict[str, 
                 },
             }
         ],
-        "DATABASES": {"default": database_config(service)},
+        "DATABASES": {"default": database_config(service, conn_max_age=db_conn_max_age)},
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "CACHES": {
             "default": {

@@ -46,16 +46,23 @@ class CachedBody:
     etag: str
 
 
-def _version(key: str) -> int | None:
+def _versions(*keys: str) -> list[int] | None:
+    """The current value of each version counter, in one round trip when they all exist."""
     try:
-        value = cache.get(key)
-        if value is None:
-            cache.add(key, time.time_ns(), timeout=None)
-            value = cache.get(key)
-        return value
+        found = cache.get_many(keys)
+        for key in keys:
+            if found.get(key) is None:
+                cache.add(key, time.time_ns(), timeout=None)
+                found[key] = cache.get(key)
+        return [found[key] for key in keys]
     except Exception as exc:  # Redis away: serve from the database
         logger.warning("catalog cache unavailable", extra={"error": str(exc)})
         return None
+
+
+def _version(key: str) -> int | None:
+    versions = _versions(key)
+    return None if versions is None else versions[0]
 
 
 def _bump(key: str) -> None:
@@ -81,7 +88,11 @@ def catalog_changed(*, product_ids: Iterable[int] = (), taxonomy: bool = False) 
     transaction.on_commit(lambda: _bump_now(ids, taxonomy))
 
 
-def list_cache_key(params: dict[str, Any]) -> str | None:
+def list_cache_key(params: Any) -> str | None:
+    """The key of a list page. ``params`` are the request's raw query parameters (name → values,
+    sorted): the key is known before validation, so a hit costs no validation at all. Only valid
+    queries are ever stored, and any change that could make one invalid (a category or merchant
+    gone) bumps the catalog version the key embeds."""
     version = _version(CATALOG_VERSION_KEY)
     if version is None:
         return None
@@ -91,10 +102,10 @@ def list_cache_key(params: dict[str, Any]) -> str | None:
 
 
 def detail_cache_key(product_id: int) -> str | None:
-    product = _version(product_version_key(product_id))
-    taxonomy = _version(TAXONOMY_VERSION_KEY)
-    if product is None or taxonomy is None:
+    versions = _versions(product_version_key(product_id), TAXONOMY_VERSION_KEY)
+    if versions is None:
         return None
+    product, taxonomy = versions
     return f"catalog:detail:{product_id}:{product}:{taxonomy}"
 
 

@@ -7,6 +7,8 @@ globals().update(
         service="gateway",
         package="gateway",
         apps=["gateway.routing"],
+        # The gateway's database serves only its admin: no connection held per proxy thread.
+        db_conn_max_age=0,
     )
 )
 
