@@ -22,6 +22,37 @@ TARGET_UTILISATION = 0.6
 CORES_PER_POD = 1.0
 
 
+# PostgreSQL connections a process can hold (bazaar_common.settings.database_config): Django keeps
+# one per thread that used the database, for DB_CONN_MAX_AGE seconds.
+WEB_THREADS = 8
+WORKER_CONCURRENCY = 2
+DB_SERVICES = ("auth", "catalog", "orders", "profiles")
+POSTGRES_DEFAULT_MAX_CONNECTIONS = 100
+
+CONNECTION_BUDGET = [
+    "## Database connections per process",
+    "",
+    "| process | connections held at most | why |",
+    "|---|---:|---|",
+    f"| web instance of auth, catalog, orders, profiles | {WEB_THREADS} (`WEB_THREADS`) | one per request thread, "
+    "kept `DB_CONN_MAX_AGE` = 60 s so a request pays no PostgreSQL backend start |",
+    "| gateway instance | 0 held (1 while an admin page or /readyz runs) | its database serves only its admin: "
+    "`CONN_MAX_AGE` 0; the proxy path never touches it |",
+    f"| Celery worker | {WORKER_CONCURRENCY} + 1 with beat (`--concurrency`) | one per pool process |",
+    "",
+    f"One instance of every service: {len(DB_SERVICES)} × ({WEB_THREADS} + {WORKER_CONCURRENCY + 1}) = "
+    f"{len(DB_SERVICES) * (WEB_THREADS + WORKER_CONCURRENCY + 1)} connections at most. "
+    f"**Ten instances of every service do not fit** PostgreSQL's default "
+    f"{POSTGRES_DEFAULT_MAX_CONNECTIONS} directly "
+    f"({10 * len(DB_SERVICES) * (WEB_THREADS + WORKER_CONCURRENCY)} and more): run them behind PgBouncer in "
+    "transaction mode (the chart's optional PgBouncer, issue 14), where the server side needs only as many "
+    "connections as queries run at once (≈ cores × 2 per PostgreSQL), or lower `WEB_THREADS` and "
+    "`DB_CONN_MAX_AGE` per deployment. Django's built-in pool needs psycopg 3; the design card names "
+    "psycopg2, and it was not replaced.",
+    "",
+]
+
+
 def _cpu(figures: dict[str, dict[str, Any]], key: str, field: str = "cpu_ms") -> float:
     figure = figures.get(key)
     if figure is None:
@@ -87,6 +118,6 @@ def write_capacity(figures: dict[str, dict[str, Any]], context: str, directory: 
         lines.append(
             f"| {row['what']} | {row['rate']:.0f} | {row['cpu_ms']:.3f} | {row['cores']:.2f} | {row['pods']} |"
         )
-    lines += ["", f"Total CPU at the planned peak: **{total:.2f} cores**.", ""]
+    lines += ["", f"Total CPU at the planned peak: **{total:.2f} cores**.", "", *CONNECTION_BUDGET]
     directory.mkdir(exist_ok=True)
     (directory / "capacity.md").write_text("\n".join(lines))
