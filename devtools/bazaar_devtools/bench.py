@@ -296,9 +296,18 @@ class Bench:
                         mine.append(json.loads(response.data)["id"])
                 return response.status
 
+            meters = {p.name: CpuMeter([p.popen.pid]) for p in self.platform.procs if p.alive and p.popen}
             with CpuMeter(self.pids()) as platform_cpu:
+                for meter in meters.values():
+                    meter.__enter__()
                 latencies, statuses, took = closed_loop(order, workers=workers, seconds=duration)
                 settled = self._wait_settled(mine, timeout=30)
+                for meter in meters.values():
+                    meter.__exit__()
+            # Where an order's CPU goes, per process (the profile the issue asks for).
+            settled["cpu_ms_by_process"] = {
+                name: round(meter.used * 1000 / max(1, len(mine)), 2) for name, meter in meters.items()
+            }
             placed.extend(mine)
             accepted = statuses.get(202, 0)
             self.figures.append(Figure(
@@ -528,6 +537,9 @@ def main(argv: list[str] | None = None) -> int:
     print(context)
     print(table(figures))
     print(json.dumps(summary(figures), indent=2))
+    for figure in figures:
+        if "cpu_ms_by_process" in figure.extra:
+            print(f"checkout ({figure.path}) CPU ms per order by process: {figure.extra['cpu_ms_by_process']}")
     if not args.no_write:
         write_docs(figures, context)
         print(f"\nwritten: {DOCS / 'benchmarks.md'}, {DOCS / 'capacity.md'}")
