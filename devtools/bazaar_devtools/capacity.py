@@ -98,13 +98,15 @@ def write_capacity(figures: dict[str, dict[str, Any]], context: str, directory: 
         "",
         "## Assumptions",
         "",
-        f"- Today's peak: {TODAY_PEAK['reads']:.0f} catalog reads/s, {TODAY_PEAK['orders']:.0f} orders/s, "
+        "- Today's peak (assumed; the problem statement gives only the factor): "
+        f"{TODAY_PEAK['reads']:.0f} catalog reads/s, {TODAY_PEAK['orders']:.0f} orders/s, "
         f"{TODAY_PEAK['signins']:.0f} sign-ins/s; planned for **{PEAK_FACTOR * 100:.0f} %** of it.",
         "- Reads are cached product lists and details (the cache hit path); misses cost more, "
         "a cold catalog is warmed within seconds by the first readers.",
         "- CPU per order counts every process of the platform (gateway, order, catalog, auth, "
         "profile web instances and all Celery workers) over the run, divided by the orders accepted.",
-        "- Sign-in cost is Argon2id at the parameters in `auth_service/auth_service/config/settings.py`.",
+        "- Sign-in cost is Argon2id at the parameters in `auth_service/auth_service/accounts/hashers.py` "
+        "(m = 19 MiB, t = 2, p = 1).",
         f"- A pod has {CORES_PER_POD:g} core and is planned at {TARGET_UTILISATION * 100:.0f} % of it at peak; "
         "at least 2 pods per service for availability.",
         "- CPU measured on the benchmark machine; scale by the ratio of single-core speed for other hardware.",
