@@ -30,6 +30,11 @@ from typing import Annotated, Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
+    "QUEUE_AUTH",
+    "QUEUE_CATALOG",
+    "QUEUE_ORDERS",
+    "QUEUE_PROFILES",
+    "SAGA_MESSAGES",
     "AckOutcome",
     "CommitOutcome",
     "CommitReservation",
