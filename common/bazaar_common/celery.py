@@ -25,6 +25,11 @@ figures behind the choice):
   must be longer than any task (``CELERY_TASK_TIME_LIMIT_SECONDS`` enforces that) and any
   countdown, or Redis hands a running task to a second worker: 60 s by default against a 30 s
   hard limit, so a killed worker's messages are back within about a minute.
+
+Observability of workers (see :mod:`bazaar_common.task_observability`): Sentry and tracing are set
+up in the worker too, every task runs with the request id and trace context of the HTTP request
+that caused it, task counts and durations are metrics, and the worker's main process serves the
+metrics of all its pool processes on ``METRICS_PORT``.
 """
 
 from __future__ import annotations
@@ -35,8 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, bootsteps
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_ready, worker_shutdown
 from celery.worker.consumer import Consumer
+
+from bazaar_common.metrics import prepare_multiprocess
 
 # How often a consumer tries the broker again while it is away (kombu's default grows 2, 4, 6 …
 # up to 30 s, so a worker came back up to half a minute after the broker did).
@@ -145,6 +152,8 @@ class ConsumerHeartbeat(bootsteps.StartStopStep):
 
 
 def make_celery_app(service: str, *, package: str) -> Celery:
+    # Before anything imports prometheus_client: the pool processes write their samples there.
+    prepare_multiprocess()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", f"{package}.config.settings")
     app = Celery(package)
     app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -161,6 +170,7 @@ def make_celery_app(service: str, *, package: str) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         worker_consumer="bazaar_common.celery:PromptlyReconnectingConsumer",
+        bazaar_service=service,  # read back by the worker's observability set-up
     )
     app.steps["worker"].add(ThreadedBeat)
     app.steps["consumer"].add(ConsumerHeartbeat)
@@ -187,6 +197,15 @@ class ThreadedBeat(bootsteps.StartStopStep):
         from celery.beat import EmbeddedService
 
         return EmbeddedService(worker.app, schedule_filename=self.schedule, thread=True)  # type: ignore[attr-defined]
+
+
+@worker_init.connect
+def _observe_worker(sender: Any = None, **kwargs: object) -> None:
+    """In the worker's main process, before the pool starts (its processes inherit all of it)."""
+    from bazaar_common.task_observability import start_worker_observability
+
+    app = sender.app
+    start_worker_observability(app.conf.bazaar_service, queues=[app.conf.task_default_queue])
 
 
 @worker_ready.connect

@@ -343,6 +343,7 @@ class HealthMonitor:
             return  # keep the states we have; readers route to the last known instances
         instances = [instance for service in services for instance in self.registry.instances(service)]
         list(self._executor.map(self.check, instances))
+        _record_rotation(services, instances, self.is_healthy)
         alive = {instance.instance_id for instance in instances}
         for instance_id in list(self.states):
             if instance_id not in alive:
@@ -406,6 +407,32 @@ class HealthMonitor:
         ]
 
 
+def _record_rotation(services: list[str], instances: list[Instance], is_healthy: Callable[[str], bool]) -> None:
+    """``bazaar_instances_registered{service}`` and ``bazaar_instances_in_rotation{service}``.
+
+    prometheus_client is imported here, not at the top: the server's main process imports this
+    module before it sets up the multiprocess samples folder.
+    """
+    from prometheus_client import Gauge
+
+    global _rotation_gauges
+    if _rotation_gauges is None:
+        _rotation_gauges = (
+            Gauge("bazaar_instances_registered", "Instances registered in discovery.", ["service"],
+                  multiprocess_mode="livemax"),
+            Gauge("bazaar_instances_in_rotation", "Registered instances that pass the health check.", ["service"],
+                  multiprocess_mode="livemax"),
+        )  # fmt: skip
+    registered, in_rotation = _rotation_gauges
+    _known_services.update(services)  # a service whose last instance left reads 0, not its last count
+    for service in _known_services:
+        mine = [instance for instance in instances if instance.service == service]
+        registered.labels(service).set(len(mine))
+        in_rotation.labels(service).set(sum(1 for instance in mine if is_healthy(instance.instance_id)))
+
+
+_rotation_gauges: Any = None
+_known_services: set[str] = set()
 _monitor: HealthMonitor | None = None
 
 

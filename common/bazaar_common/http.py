@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import json as jsonlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ from urllib.parse import urlencode
 
 import urllib3
 from circuitbreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker
+from prometheus_client import Counter, Gauge
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -47,6 +49,7 @@ from urllib3.exceptions import (
 
 from bazaar_common.discovery import Instance
 from bazaar_common.errors import DEPENDENCY_FAULT, DEPENDENCY_FAULT_HEADER, GatewayTimeout, ServiceUnavailable
+from bazaar_common.observability import tracing_enabled
 from bazaar_common.request_id import REQUEST_ID_HEADER, current_request_id
 
 logger = logging.getLogger(__name__)
@@ -93,24 +96,33 @@ class _ConnectionBroken(UpstreamFailure):
 
 
 # --------------------------------------------------------------------------------------------
-# Metrics (prometheus_client's default registry, which django-prometheus exports at /metrics)
+# Metrics (served on METRICS_PORT, see bazaar_common.metrics)
 # --------------------------------------------------------------------------------------------
-try:
-    from prometheus_client import Counter
-
-    BREAKER_TRANSITIONS = Counter(
-        "bazaar_circuit_breaker_transitions_total",
-        "Circuit breaker state changes.",
-        ["service", "kind", "state"],
-    )
-    UPSTREAM_RETRIES = Counter(
-        "bazaar_upstream_retries_total", "Upstream attempts retried on another instance.", ["service"]
-    )
-    RETRY_BUDGET_EXHAUSTED = Counter(
-        "bazaar_retry_budget_exhausted_total", "Retries refused by the retry budget.", ["service"]
-    )
-except ImportError:  # pragma: no cover - prometheus_client comes with django-prometheus
-    BREAKER_TRANSITIONS = UPSTREAM_RETRIES = RETRY_BUDGET_EXHAUSTED = None
+BREAKER_TRANSITIONS = Counter(
+    "bazaar_circuit_breaker_transitions_total",
+    "Circuit breaker state changes.",
+    ["service", "kind", "state"],
+)
+# 0 closed, 1 half-open, 2 open. The highest of the live worker processes: one process that
+# stopped calling an instance is worth seeing.
+BREAKER_STATE = Gauge(
+    "bazaar_circuit_breaker_state",
+    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+    ["service", "kind", "instance"],
+    multiprocess_mode="livemax",
+)
+BREAKER_STATE_VALUES = {STATE_CLOSED: 0, STATE_HALF_OPEN: 1, STATE_OPEN: 2}
+UPSTREAM_ATTEMPTS = Counter(
+    "bazaar_upstream_attempts_total",
+    "Attempts to call an upstream instance, by outcome (ok, error_status, connect_failed, broken, timeout).",
+    ["service", "outcome"],
+)
+UPSTREAM_RETRIES = Counter(
+    "bazaar_upstream_retries_total", "Upstream attempts retried on another instance.", ["service"]
+)
+RETRY_BUDGET_EXHAUSTED = Counter(
+    "bazaar_retry_budget_exhausted_total", "Retries refused by the retry budget.", ["service"]
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,8 +242,9 @@ class ResilientBreaker(CircuitBreaker):
                 "failures": self._failure_count,
             },
         )
-        if BREAKER_TRANSITIONS is not None:
-            BREAKER_TRANSITIONS.labels(self.service, self.kind, state).inc()
+        BREAKER_TRANSITIONS.labels(self.service, self.kind, state).inc()
+        instance = self.name if self.kind == "instance" else ""
+        BREAKER_STATE.labels(self.service, self.kind, instance).set(BREAKER_STATE_VALUES.get(state, 0))
 
     def describe(self) -> dict[str, Any]:
         state = self.state
@@ -654,17 +667,16 @@ class ServiceClient:
             if attempts > 0:
                 if not self.retry_budget.try_withdraw():
                     breaker._release(probing)
-                    if RETRY_BUDGET_EXHAUSTED is not None:
-                        RETRY_BUDGET_EXHAUSTED.labels(service).inc()
+                    RETRY_BUDGET_EXHAUSTED.labels(service).inc()
                     break
-                if UPSTREAM_RETRIES is not None:
-                    UPSTREAM_RETRIES.labels(service).inc()
+                UPSTREAM_RETRIES.labels(service).inc()
             attempts += 1
             last = not idempotent or attempts >= policy.max_attempts or index == len(candidates) - 1
             timeout = policy.attempt_timeout(remaining, last=last)
             try:
                 response = self._send(instance, method, url_path, body, headers, timeout, decode_content)
             except _ReadTimedOut as exc:
+                UPSTREAM_ATTEMPTS.labels(service, "timeout").inc()
                 breaker.failure(probing, exc)
                 if last:
                     raise self._timeout(service, policy) from exc
@@ -672,15 +684,19 @@ class ServiceClient:
                 self._log_attempt(service, instance, attempts, "read timeout")
                 continue
             except _ConnectFailed as exc:
+                UPSTREAM_ATTEMPTS.labels(service, "connect_failed").inc()
                 breaker.failure(probing, exc)
                 last_error = exc  # nothing was sent: safe for any method
             except _ConnectionBroken as exc:
+                UPSTREAM_ATTEMPTS.labels(service, "broken").inc()
                 breaker.failure(probing, exc)
                 last_error = exc
                 if not idempotent:
                     raise ServiceUnavailable(f"The connection to the {service} service broke.", retry_after=2) from exc
             else:
-                if counts_as_failure(response.status):
+                failed = counts_as_failure(response.status)
+                UPSTREAM_ATTEMPTS.labels(service, "error_status" if failed else "ok").inc()
+                if failed:
                     if own_failure(response.status, response.headers):
                         breaker.failure(probing, UpstreamFailure(str(response.status)))
                     else:
@@ -758,6 +774,9 @@ class ServiceClient:
         self.in_flight.start(instance_id)
         started = time.perf_counter()
         elapsed_ms: float | None = None
+        span = None
+        if tracing_enabled():
+            span, headers = _client_span(instance, method, url_path, headers)
         try:
             pool = self._host_pools.get(instance.base_url) or self._new_pool(instance.base_url)
             response = pool.urlopen(
@@ -781,8 +800,12 @@ class ServiceClient:
             raise _ConnectionBroken(str(exc)) from exc
         else:
             elapsed_ms = (time.perf_counter() - started) * 1000
+            if span is not None:
+                span.set_attribute("http.response.status_code", response.status)
         finally:
             self.in_flight.finish(instance_id, elapsed_ms)
+            if span is not None:
+                _end_span(span, sys.exc_info()[1])
         return ServiceResponse(
             status=response.status,
             headers=response.headers,
@@ -814,6 +837,34 @@ class ServiceClient:
             for pool in self._host_pools.values():
                 pool.close()
             self._host_pools.clear()
+
+
+def _client_span(
+    instance: Instance, method: str, url_path: str, headers: Mapping[str, str]
+) -> tuple[Any, dict[str, str]]:
+    """A client span for one attempt, current while it runs; its context goes in ``traceparent``."""
+    from opentelemetry import propagate, trace
+
+    span = trace.get_tracer("bazaar.http").start_span(
+        f"{method} {instance.service}",
+        kind=trace.SpanKind.CLIENT,
+        attributes={"http.request.method": method, "url.full": instance.base_url + url_path,
+                    "peer.service": instance.service, "bazaar.instance": instance.instance_id},
+    )  # fmt: skip
+    carrier = dict(headers)
+    carrier.pop("traceparent", None)
+    carrier.pop("tracestate", None)
+    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    return span, carrier
+
+
+def _end_span(span: Any, error: BaseException | None) -> None:
+    from opentelemetry import trace
+
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(trace.StatusCode.ERROR, error.__class__.__name__)
+    span.end()
 
 
 class _NoInstance(Exception):

@@ -7,6 +7,9 @@ whatever the worker count. The heartbeat renews the entry only while the instanc
 ``/healthz``, so a hung instance drops out within the TTL. On SIGTERM the instance deregisters
 first, waits ``DISCOVERY_DRAIN_SECONDS`` for gateways to notice (their cache is ~1 s), then lets
 granian stop its workers, which finish the requests in flight.
+
+Metrics: with ``METRICS_PORT`` set, the main process serves ``/metrics`` on that port for all of
+the instance's workers (:mod:`bazaar_common.metrics`); the public port does not serve them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import urllib3
 
 from bazaar_common.discovery import Heartbeat, RedisRegistry, drain_grace_seconds, instance_from_env
+from bazaar_common.metrics import prepare_multiprocess, start_metrics_server
 
 logger = logging.getLogger("bazaar.serve")
 
@@ -92,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     # Workers start as fresh interpreters: forking a process that runs the heartbeat thread could
     # copy a lock that thread holds (imports, logging) and hang the worker forever.
     multiprocessing.set_start_method("spawn", force=True)
+    prepare_multiprocess()  # before any worker starts: they inherit the samples folder
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
     ensure_port_free(args.host, args.port)
@@ -124,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         server.on_startup(lambda: (_wrap_stop_signals(heartbeat), heartbeat.start()))
         server.on_shutdown(heartbeat.stop)
+    start_metrics_server()
     server.serve()
 
 

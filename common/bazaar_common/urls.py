@@ -10,10 +10,13 @@ import bazaar_common.health
 
 
 def platform_urlpatterns() -> list[URLPattern | URLResolver]:
-    """Health, metrics, the OpenAPI schema (read by the gateway) and the Django admin."""
+    """Health, the OpenAPI schema (read by the gateway) and the Django admin.
+
+    Metrics are not here: every process serves them on its own ``METRICS_PORT`` listener
+    (:mod:`bazaar_common.metrics`), so that the public port never exposes them.
+    """
     return [
         path("", include(bazaar_common.health)),
-        path("", include("django_prometheus.urls")),
         path("schema/openapi.json", SpectacularAPIView.as_view(), name="openapi-schema"),
         path("admin/", admin.site.urls),
     ]

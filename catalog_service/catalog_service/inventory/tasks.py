@@ -13,17 +13,19 @@ from celery import shared_task
 from bazaar_common import contracts
 from bazaar_common.outbox.consumers import consumer
 from catalog_service.inventory import services
+from catalog_service.inventory.metrics import count_reservation
 
 logger = logging.getLogger(__name__)
 
 
 @consumer(contracts.ReserveStock)
 def reserve_stock(message: contracts.ReserveStock) -> None:
-    services.reservation_reserve(
+    outcome = services.reservation_reserve(
         order_id=message.order_id,
         lines=[line.model_dump() for line in message.lines],
         expires_in_seconds=message.expires_in_seconds,
     )
+    count_reservation(outcome.result, outcome.reason)
 
 
 @consumer(contracts.CommitReservation)

@@ -25,6 +25,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from prometheus_client import Counter
 
 from bazaar_common.contracts import AckOutcome, MalformedMessage, Message, MessageAck, message_class_for
 from bazaar_common.outbox import metrics
@@ -32,6 +35,22 @@ from bazaar_common.outbox.models import DeadLetter, OutboxMessage, ProcessedMess
 from bazaar_common.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
+PUBLISHED = Counter("bazaar_outbox_published_total", "Outbox messages published to the broker.", ["task"])
+PUBLISH_FAILURES = Counter(
+    "bazaar_outbox_publish_failures_total", "Attempts to publish an outbox message that failed.", ["task"]
+)
+DUPLICATES_SKIPPED = Counter(
+    "bazaar_consumer_duplicates_skipped_total", "Redelivered messages a consumer had handled already.", ["task"]
+)
+
+
+def message_headers() -> dict[str, str | None]:
+    """What a message carries of the moment that caused it: the request id and the W3C trace
+    context (``traceparent``/``tracestate``), so the consumer's logs and spans join the same
+    request and trace."""
+    headers: dict[str, str | None] = {"request_id": current_request_id.get()}
+    propagate.inject(headers)
+    return headers
 
 GiveUpHandler = Callable[[Message, OutboxMessage], str]
 _give_up_handlers: dict[str, GiveUpHandler] = {}
@@ -55,7 +74,7 @@ def outbox_enqueue(message: Message) -> list[OutboxMessage]:
     if not isinstance(message, Message):
         raise TypeError(f"outbox_enqueue takes a contracts.Message, not {type(message).__name__}")
     body = message.to_payload()
-    headers = {"request_id": current_request_id.get(), "reply_queue": own_queue()}
+    headers = {**message_headers(), "reply_queue": own_queue()}
     rows = [
         OutboxMessage.objects.create(task_name=route.task, queue=route.queue, payload=body, headers=headers)
         for route in message.ROUTES
@@ -149,13 +168,21 @@ def _send(message: OutboxMessage) -> None:
     kwargs: dict[str, Any] = {"message_id": str(message.id), "payload": message.payload}
     if message.headers.get("reply_queue") and message.task_name != MessageAck.TASK:
         kwargs["reply_queue"] = message.headers["reply_queue"]
-    current_app.send_task(
-        message.task_name,
-        kwargs=kwargs,
-        queue=message.queue,
-        task_id=str(message.id),
-        headers={"request_id": message.headers.get("request_id")},
-    )
+    stored = message.headers or {}
+    trace_headers = {key: stored[key] for key in ("traceparent", "tracestate") if stored.get(key)}
+    # Published from the relay thread, maybe long after the request: publish inside the stored
+    # trace context, so the publish span (and the traceparent it passes on) belongs to that trace.
+    token = otel_context.attach(propagate.extract(trace_headers))
+    try:
+        current_app.send_task(
+            message.task_name,
+            kwargs=kwargs,
+            queue=message.queue,
+            task_id=str(message.id),
+            headers={"request_id": stored.get("request_id"), **trace_headers},
+        )
+    finally:
+        otel_context.detach(token)
 
 
 def _awaits_ack(message: OutboxMessage) -> bool:
@@ -179,6 +206,7 @@ def _publish_locked(queryset: Any) -> int:
             message.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
             message.save(update_fields=["attempts", "last_error"])
             logger.warning("outbox publish failed", extra={"message_id": str(message.id), "error": str(exc)})
+            PUBLISH_FAILURES.labels(message.task_name).inc()
             break  # keep the order: later messages wait for this one
         now = timezone.now()
         message.published_at = now
@@ -188,6 +216,7 @@ def _publish_locked(queryset: Any) -> int:
             message.ack_due_at = now + _ack_deadline(message.attempts)
             fields.append("ack_due_at")
         message.save(update_fields=fields)
+        PUBLISHED.labels(message.task_name).inc()
         published += 1
     if published:
         publisher.resume()  # the broker answers again
@@ -363,6 +392,7 @@ def message_consume_once(*, message_id: str, task_name: str, handler: Callable[[
     except IntegrityError:
         if ProcessedMessage.objects.filter(message_id=message_id).exists():
             logger.info("duplicate message ignored", extra={"message_id": message_id, "task": task_name})
+            DUPLICATES_SKIPPED.labels(task_name).inc()
             with transaction.atomic():
                 _enqueue_ack(
                     message_id=message_id, task_name=task_name, reply_queue=reply_queue, outcome=AckOutcome.DUPLICATE

@@ -2,13 +2,16 @@
 
 Requests whose path matches a route (``routes.py``) are proxied here without entering Django's
 request machinery (no middleware, no sessions, no database); everything else — ``/healthz``,
-``/readyz``, ``/metrics``, ``/admin/``, ``/api/docs``, ``/api/v1/gateway/…`` — goes to Django.
+``/readyz``, ``/admin/``, ``/api/docs``, ``/api/v1/gateway/…`` — goes to Django.
 ``/internal/`` is refused here (404) before anything else.
 
 Per proxied request, in order: body size limit (413), CORS preflight, the route's token check
 (401/403), the rate limit (429), then the upstream call through the shared
 :class:`~bazaar_common.http.ServiceClient` (discovery, health, balancing, breakers, retries,
 timeouts). Faults answer as RFC 9457 problems (503/504 with ``Retry-After``), never HTML.
+
+Each proxied request is counted and timed (:mod:`gateway.routing.metrics`) and, with tracing on,
+is a server span of its own. ``/metrics`` is not served here: metrics have their own port.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from bazaar_common.auth.tokens import InvalidToken, Principal
 from bazaar_common.errors import PROBLEM_CONTENT_TYPE, GatewayTimeout, ServiceUnavailable, problem_body
 from bazaar_common.http import ServiceClient
+from bazaar_common.observability import tracing_enabled
 from bazaar_common.request_id import clean_request_id, current_request_id
 from gateway.routing import routes as routing
 from gateway.routing.edge import (
@@ -35,6 +39,7 @@ from gateway.routing.edge import (
     is_stripped,
     valid_traceparent,
 )
+from gateway.routing.metrics import record_rate_limited, record_request
 from gateway.routing.ratelimit import RateLimiter
 
 logger = logging.getLogger("gateway.proxy")
@@ -112,6 +117,8 @@ class GatewayApplication:
         self.security_headers = security
         self._security_names = frozenset(name.lower() for name, _ in security)
         self._in_flight = {"login": threading.BoundedSemaphore(max(1, config.login_concurrency))}
+        # Decided once: without tracing the hot path pays nothing for it.
+        self._traced = tracing_enabled()
 
     # ---------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -121,7 +128,39 @@ class GatewayApplication:
         route = routing.match(environ["REQUEST_METHOD"], path, self.routes)
         if route is None:
             return self.django_app(environ, start_response)
+        if self._traced:
+            return self._traced_proxy(route, path, environ, start_response)
         return self.proxy(route, path, environ, start_response)
+
+    def _traced_proxy(
+        self, route: routing.Route, path: str, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """The gateway's own server span, continuing the caller's ``traceparent`` if it sent one;
+        each upstream attempt is a child client span (urllib3 instrumentation)."""
+        from opentelemetry import propagate, trace
+        from opentelemetry.instrumentation.wsgi import wsgi_getter
+
+        method = environ["REQUEST_METHOD"]
+        tracer = trace.get_tracer("bazaar.gateway")
+        with tracer.start_as_current_span(
+            f"{method} {route.prefix}",
+            context=propagate.extract(environ, getter=wsgi_getter),
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": method, "http.route": route.prefix, "url.path": path,
+                        "bazaar.upstream.service": route.service},
+        ) as span:  # fmt: skip
+            captured: list[str] = []
+
+            def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+                captured.append(status)
+                return start_response(status, headers, *args)
+
+            body = self.proxy(route, path, environ, capture)
+            code = int(captured[0].split(" ", 1)[0]) if captured else 500
+            span.set_attribute("http.response.status_code", code)
+            if code >= 500:
+                span.set_status(trace.StatusCode.ERROR)
+            return body
 
     def proxy(
         self, route: routing.Route, path: str, environ: dict[str, Any], start_response: StartResponse
@@ -136,6 +175,8 @@ class GatewayApplication:
             start_response(status_line(status), headers)
             return [body]
         finally:
+            elapsed = time.perf_counter() - started
+            record_request(route.prefix, route.service, method, status, elapsed)
             if self.config.access_log:
                 access_log.info(
                     "request",
@@ -144,7 +185,7 @@ class GatewayApplication:
                         "path": path,
                         "status": status,
                         "upstream_service": route.service,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(elapsed * 1000, 2),
                     },
                 )
             current_request_id.reset(token)
@@ -205,6 +246,7 @@ class GatewayApplication:
             if decision is not None:
                 limit_headers = decision.headers()
                 if not decision.allowed:
+                    record_rate_limited(class_name)
                     return self._problem_tuple(
                         429,
                         "Too many requests; slow down.",

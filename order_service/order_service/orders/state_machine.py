@@ -17,6 +17,7 @@ from __future__ import annotations
 from django.utils import timezone
 
 from bazaar_common.errors import Conflict
+from order_service.orders.metrics import count_transition
 from order_service.orders.models import Order, OrderEvent, OrderStatus
 
 S = OrderStatus
@@ -70,6 +71,7 @@ def order_transition(
         setattr(order, stamp, timezone.now())
         fields.append(stamp)
     order.save(update_fields=fields)
+    count_transition(previous, to)
     return OrderEvent.objects.create(
         order=order, kind="status", from_status=previous, to_status=to, actor=actor, reason=reason
     )
