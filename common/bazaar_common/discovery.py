@@ -408,7 +408,7 @@ class HealthMonitor:
 
 
 def _record_rotation(services: list[str], instances: list[Instance], is_healthy: Callable[[str], bool]) -> None:
-    """``bazaar_instances_registered{service}`` and ``bazaar_instances_in_rotation{service}``.
+    """``bazaar_instances_registered{upstream}`` and ``bazaar_instances_in_rotation{upstream}``.
 
     prometheus_client is imported here, not at the top: the server's main process imports this
     module before it sets up the multiprocess samples folder.
@@ -418,9 +418,9 @@ def _record_rotation(services: list[str], instances: list[Instance], is_healthy:
     global _rotation_gauges
     if _rotation_gauges is None:
         _rotation_gauges = (
-            Gauge("bazaar_instances_registered", "Instances registered in discovery.", ["service"],
+            Gauge("bazaar_instances_registered", "Instances registered in discovery.", ["upstream"],
                   multiprocess_mode="livemax"),
-            Gauge("bazaar_instances_in_rotation", "Registered instances that pass the health check.", ["service"],
+            Gauge("bazaar_instances_in_rotation", "Registered instances that pass the health check.", ["upstream"],
                   multiprocess_mode="livemax"),
         )  # fmt: skip
     registered, in_rotation = _rotation_gauges

@@ -96,32 +96,33 @@ class _ConnectionBroken(UpstreamFailure):
 
 
 # --------------------------------------------------------------------------------------------
-# Metrics (served on METRICS_PORT, see bazaar_common.metrics)
+# Metrics (served on METRICS_PORT, see bazaar_common.metrics). The called service is the
+# ``upstream`` label: ``service`` is the scraped process's own (set by the scrape config).
 # --------------------------------------------------------------------------------------------
 BREAKER_TRANSITIONS = Counter(
     "bazaar_circuit_breaker_transitions_total",
     "Circuit breaker state changes.",
-    ["service", "kind", "state"],
+    ["upstream", "kind", "state"],
 )
 # 0 closed, 1 half-open, 2 open. The highest of the live worker processes: one process that
 # stopped calling an instance is worth seeing.
 BREAKER_STATE = Gauge(
     "bazaar_circuit_breaker_state",
     "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
-    ["service", "kind", "instance"],
+    ["upstream", "kind", "instance"],
     multiprocess_mode="livemax",
 )
 BREAKER_STATE_VALUES = {STATE_CLOSED: 0, STATE_HALF_OPEN: 1, STATE_OPEN: 2}
 UPSTREAM_ATTEMPTS = Counter(
     "bazaar_upstream_attempts_total",
     "Attempts to call an upstream instance, by outcome (ok, error_status, connect_failed, broken, timeout).",
-    ["service", "outcome"],
+    ["upstream", "outcome"],
 )
 UPSTREAM_RETRIES = Counter(
-    "bazaar_upstream_retries_total", "Upstream attempts retried on another instance.", ["service"]
+    "bazaar_upstream_retries_total", "Upstream attempts retried on another instance.", ["upstream"]
 )
 RETRY_BUDGET_EXHAUSTED = Counter(
-    "bazaar_retry_budget_exhausted_total", "Retries refused by the retry budget.", ["service"]
+    "bazaar_retry_budget_exhausted_total", "Retries refused by the retry budget.", ["upstream"]
 )
 
 

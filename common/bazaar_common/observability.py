@@ -12,7 +12,8 @@ What is traced, in every web *and* worker process: Django requests (server spans
 HTTP client (a client span per upstream attempt, opened by :mod:`bazaar_common.http` itself: the
 urllib3 and psycopg2 instrumentations are not released for the OpenTelemetry version pinned),
 Redis commands and Celery tasks (publish and run spans; the trace context travels in the message
-headers, see :mod:`bazaar_common.outbox.services`). Database queries have no spans yet. The gateway's proxy path, which bypasses Django, opens its
+headers, see :mod:`bazaar_common.outbox.services`). Database queries have no spans yet.
+The gateway's proxy path, which bypasses Django, opens its
 own server span (:mod:`gateway.routing.proxy`).
 """
 

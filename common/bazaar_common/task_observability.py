@@ -59,7 +59,13 @@ def _task_finished(task_id: str | None = None, task: Any = None, state: str | No
     if started is None:
         return
     began, token = started
-    TASK_DURATION.labels(task.name).observe(time.perf_counter() - began)
+    seconds = time.perf_counter() - began
+    TASK_DURATION.labels(task.name).observe(seconds)
+    # Logged while the task's request id is still current: the line joins the request's others.
+    logger.info(
+        "task finished",
+        extra={"task": task.name, "outcome": (state or "unknown").lower(), "duration_ms": round(seconds * 1000, 2)},
+    )
     try:
         current_request_id.reset(token)
     except ValueError:  # pragma: no cover - set in another context (eager mode)

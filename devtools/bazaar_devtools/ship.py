@@ -97,4 +97,33 @@ def migration_safety() -> bool:
     return _run([sys.executable, "-m", "bazaar_devtools.migration_safety"])
 
 
-STEPS = {"chart": chart, "workflows": workflows, "docker": docker, "migration-safety": migration_safety}
+def alerts() -> bool | None:
+    """``promtool check rules`` and ``promtool test rules`` on charts/bazaar/files/alerts.
+
+    promtool comes with Debian's ``prometheus`` package (``.ci/run`` installs it). Without it the
+    step says NOT RUN — and fails in CI — rather than passing unchecked.
+    """
+    promtool = shutil.which("promtool")
+    alerts_dir = ROOT / "charts" / "bazaar" / "files" / "alerts"
+    if promtool is None:
+        message = "alerts: needs promtool (apt-get install prometheus)"
+        if os.environ.get("CI"):
+            print(f"\nFAIL {message}")
+            return False
+        print(f"\n[alerts] NOT RUN — {message}; CI runs it.")
+        return None
+    rules = sorted(str(path) for path in alerts_dir.glob("*.yaml"))
+    tests = sorted(str(path) for path in (alerts_dir / "tests").glob("*.yml"))
+    if not rules or not tests:
+        print("\nFAIL alerts: no rule files or no promtool unit tests")
+        return False
+    return _run([promtool, "check", "rules", *rules]) and _run([promtool, "test", "rules", *tests])
+
+
+STEPS = {
+    "chart": chart,
+    "workflows": workflows,
+    "docker": docker,
+    "migration-safety": migration_safety,
+    "alerts": alerts,
+}

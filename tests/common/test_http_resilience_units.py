@@ -80,7 +80,7 @@ def test_state_changes_are_counted():
         return (
             REGISTRY.get_sample_value(
                 "bazaar_circuit_breaker_transitions_total",
-                {"service": "metrics-test", "kind": "instance", "state": "open"},
+                {"upstream": "metrics-test", "kind": "instance", "state": "open"},
             )
             or 0.0
         )

@@ -52,6 +52,7 @@ def message_headers() -> dict[str, str | None]:
     propagate.inject(headers)
     return headers
 
+
 GiveUpHandler = Callable[[Message, OutboxMessage], str]
 _give_up_handlers: dict[str, GiveUpHandler] = {}
 

@@ -1,7 +1,7 @@
 """The gateway's edge metrics, kept cheap on the hot path.
 
-* ``bazaar_gateway_requests_total{route,service,method,status_class}`` — every proxied request;
-* ``bazaar_gateway_request_duration_seconds{route,service}`` — its latency at the edge;
+* ``bazaar_gateway_requests_total{route,upstream,method,status_class}`` — every proxied request;
+* ``bazaar_gateway_request_duration_seconds{route,upstream}`` — its latency at the edge;
 * ``bazaar_gateway_rate_limited_total{rate_class}`` — requests refused with 429.
 
 Labels are bounded: ``route`` is the route's prefix from the routing table (never the request's
@@ -22,12 +22,12 @@ from prometheus_client import Counter, Histogram
 REQUESTS = Counter(
     "bazaar_gateway_requests_total",
     "Requests proxied by the gateway.",
-    ["route", "service", "method", "status_class"],
+    ["route", "upstream", "method", "status_class"],
 )
 DURATION = Histogram(
     "bazaar_gateway_request_duration_seconds",
     "Time from a proxied request's arrival to its answer.",
-    ["route", "service"],
+    ["route", "upstream"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 RATE_LIMITED = Counter("bazaar_gateway_rate_limited_total", "Requests refused by the rate limit.", ["rate_class"])

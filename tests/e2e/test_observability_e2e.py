@@ -1,0 +1,109 @@
+"""Observability of the running platform: metrics on their own listeners, request ids in task logs.
+
+Each process serves Prometheus metrics on its ``METRICS_PORT`` (the main process adds up its
+workers' samples); the gateway's public port serves none.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from bazaar_devtools.e2e import E2EPlatform, wait_for
+from bazaar_devtools.platform import Proc
+
+
+def _samples(proc: Proc) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = requests.get(f"http://127.0.0.1:{proc.metrics_port}/metrics", timeout=5)
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _in_stock_product(platform: E2EPlatform) -> dict:
+    response = platform.api("GET", "/api/v1/catalog/products", params={"page_size": 50})
+    assert response.status_code == 200, response.text
+    return next(product for product in response.json()["results"] if product["available"] >= 2)
+
+
+def test_the_public_gateway_port_does_not_serve_metrics(platform: E2EPlatform):
+    response = platform.api("GET", "/metrics")
+
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert "django_http_requests" not in response.text
+
+
+def test_a_checkout_is_counted_at_the_edge_and_in_the_workers_and_its_tasks_log_its_request_id(
+    platform: E2EPlatform, customer
+):
+    _, token = customer
+    product = _in_stock_product(platform)
+    gateway = platform.instances("gateway")[0]
+    orders_worker = platform.workers("orders")[0]
+    catalog_worker = platform.workers("catalog")[0]
+    route = {"route": "/api/v1/orders", "upstream": "orders", "method": "POST", "status_class": "2xx"}
+    before_edge = _value(_samples(gateway), "bazaar_gateway_requests_total", **route)
+    before_reserved = _value(_samples(catalog_worker), "bazaar_stock_reservations_total", outcome="reserved", reason="")
+    request_id = f"e2e-obs-{uuid.uuid4().hex[:12]}"
+
+    created = platform.api(
+        "POST",
+        "/api/v1/orders",
+        token,
+        json={"items": [{"product_id": product["id"], "quantity": 1}]},
+        headers={"X-Request-ID": request_id},
+    )
+    assert created.status_code == 202, created.text
+    order_id = created.json()["id"]
+    wait_for(
+        lambda: platform.api("GET", f"/api/v1/orders/{order_id}", token).json()["status"] == "reserved",
+        30,
+        "the order to be reserved",
+    )
+
+    assert _value(_samples(gateway), "bazaar_gateway_requests_total", **route) == before_edge + 1
+    edge = _samples(gateway)
+    assert _value(edge, "bazaar_gateway_request_duration_seconds_count", route="/api/v1/orders", upstream="orders") >= 1
+    reserved = wait_for(
+        lambda: (value := _value(
+            _samples(catalog_worker), "bazaar_stock_reservations_total", outcome="reserved", reason=""
+        )) > before_reserved and value,
+        10, "the catalog worker to count the reservation",
+    )  # fmt: skip
+    assert reserved == before_reserved + 1
+    catalog = _samples(catalog_worker)
+    assert _value(catalog, "bazaar_celery_tasks_total", task="catalog.reserve_stock", outcome="success") >= 1
+    assert ("bazaar_queue_depth_messages", (("queue", "catalog"),)) in catalog
+    assert ("bazaar_outbox_unpublished_messages", ()) in catalog
+    orders = wait_for(
+        lambda: (
+            (found := _samples(orders_worker))
+            and _value(found, "bazaar_order_transitions_total", from_state="pending", to_state="reserved") >= 1
+            and found
+        ),
+        10,
+        "the orders worker to count the transition",
+    )
+    assert _value(orders, "bazaar_celery_tasks_total", task="orders.stock_reserved", outcome="success") >= 1
+
+    # The reservation task in the catalog worker logged with the checkout's request id.
+    def task_lines() -> list[dict]:
+        lines = []
+        for raw in catalog_worker.log_path.read_text(errors="replace").splitlines():
+            if request_id in raw and raw.startswith("{"):
+                lines.append(json.loads(raw))
+        return lines
+
+    lines = wait_for(task_lines, 10, "catalog worker log lines with the request id")
+    assert {line["request_id"] for line in lines} == {request_id}
