@@ -17,6 +17,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from bazaar_common import domain
 
 logger = logging.getLogger(__name__)
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -79,16 +82,36 @@ class GatewayTimeout(ServiceUnavailable):
     default_code = "timeout"
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state of the resource."
-    default_code = "conflict"
+# Domain errors -> HTTP status, in this one place (services raise them; see bazaar_common.domain).
+DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.InvalidInput: 400,
+    domain.NotAuthenticated: 401,
+    domain.Forbidden: 403,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.Unprocessable: 422,
+}
+# Older names, kept so existing imports read the same: they are the domain errors.
+Conflict = domain.Conflict
+Unprocessable = domain.Unprocessable
 
 
-class Unprocessable(exceptions.APIException):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = "The request cannot be processed."
-    default_code = "unprocessable"
+def domain_error_status(exc: domain.DomainError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in DOMAIN_STATUS:
+            return DOMAIN_STATUS[kind]  # type: ignore[index]
+    return 400
+
+
+def domain_error_response(exc: domain.DomainError) -> Response:
+    status_code = domain_error_status(exc)
+    extra: dict[str, Any] = {"code": exc.code}
+    if exc.field_errors:
+        extra["errors"] = flatten_field_errors(exc.field_errors)
+    set_rollback()  # as DRF does for its own exceptions: an atomic request's writes are undone
+    response = Response(problem_body(status_code, exc.detail, **extra), status=status_code)
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
 
 
 def problem_body(status_code: int, detail: Any = None, *, title: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -145,6 +168,8 @@ def flatten_field_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, reshaped into problem details."""
+    if isinstance(exc, domain.DomainError):
+        return domain_error_response(exc)
     if is_database_fault(exc):
         logger.warning("database unavailable", extra={"error": f"{exc.__class__.__name__}: {exc}"[:300]})
         exc = DatabaseUnavailable(retry_after=DATABASE_RETRY_AFTER_SECONDS)
@@ -218,6 +243,11 @@ class JsonErrorMiddleware:
             return database_unavailable_response()
         if self._is_admin(request):
             return None
+        if isinstance(exception, domain.DomainError):
+            errors = flatten_field_errors(exception.field_errors) if exception.field_errors else None
+            return problem_response(
+                domain_error_status(exception), exception.detail, code=exception.code, errors=errors
+            )
         if isinstance(exception, Http404):
             return problem_response(404)
         if isinstance(exception, PermissionDenied):

@@ -10,9 +10,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from factories import ProductFactory
-from rest_framework.exceptions import ValidationError
 
 from bazaar_common.contracts import message_class_for
+from bazaar_common.domain import InvalidInput
 from bazaar_common.outbox.models import DeadLetter, OutboxMessage, ProcessedMessage
 from catalog_service.inventory import tasks
 from catalog_service.inventory.models import Reservation, Stock, StockMovement
@@ -365,10 +365,10 @@ def test_adjustment_cannot_take_on_hand_below_reserved():
     product = ProductFactory(initial_stock=5)
     reserve("order-1", [(product.pk, 4)])
 
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(InvalidInput) as excinfo:
         stock_adjust(product_id=product.pk, delta=-2, actor="m", note="damaged")
 
-    assert "below the 4 units reserved" in str(excinfo.value)
+    assert "below the 4 units reserved" in str(excinfo.value.field_errors["delta"])
     assert stock(product) == (5, 4)
 
 

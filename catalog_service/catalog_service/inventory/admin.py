@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from catalog_service.inventory.models import Reservation, ReservationLine, StockMovement
 from catalog_service.products import permissions
-from catalog_service.products.admin import sees_everything
+from catalog_service.products.admin import actor, sees_everything
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -44,8 +44,7 @@ class StockMovementAdmin(ReadOnlyAdmin):
         queryset = super().get_queryset(request)
         if sees_everything(request):
             return queryset
-        visible = permissions.products_for_user(user_id=request.user.username, permission=permissions.VIEW)
-        return queryset.filter(product__in=visible.values("pk"))
+        return queryset.filter(product__in=permissions.visible_products(actor(request)).values("pk"))
 
 
 class ReservationLineInline(admin.TabularInline):

@@ -17,9 +17,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from bazaar_common import contracts
+from bazaar_common.domain import InvalidInput
 from bazaar_common.outbox.services import outbox_enqueue
 from catalog_service.inventory.models import Reservation, ReservationLine, Stock, StockMovement
 from catalog_service.products.cache import catalog_changed
@@ -104,9 +104,9 @@ def stock_adjust(*, product_id: int, delta: int, actor: str, note: str, reason: 
             stock = Stock.objects.create(product_id=product_id)
             stock = _lock_stocks([product_id])[product_id]
         if delta == 0:
-            raise ValidationError({"delta": ["The adjustment must not be zero."]})
+            raise InvalidInput({"delta": ["The adjustment must not be zero."]})
         if stock.on_hand + delta < stock.reserved:
-            raise ValidationError(
+            raise InvalidInput(
                 {
                     "delta": [
                         f"On hand would be {stock.on_hand + delta}, below the {stock.reserved} "

@@ -24,37 +24,35 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from rest_framework.exceptions import ValidationError as ApiValidationError
 
+from bazaar_common.domain import InvalidInput
 from catalog_service.inventory.services import stock_adjust
 from catalog_service.products import csv_io, permissions, services
 from catalog_service.products.models import Category, Merchant, MerchantMember, Product
 from catalog_service.products.selectors import category_descendant_ids, with_availability
 
-SUPPORT_GROUP = "support"
+SUPPORT_GROUP = permissions.SUPPORT_GROUP
+
+
+# The admin asks the same access functions as the API (permissions.*), through the session's actor.
+def actor(request: HttpRequest) -> permissions.CatalogActor:
+    return permissions.actor_from_admin_user(request.user)
 
 
 def is_support(request: HttpRequest) -> bool:
-    return request.user.groups.filter(name=SUPPORT_GROUP).exists()
+    return actor(request).read_only
 
 
 def sees_everything(request: HttpRequest) -> bool:
-    return request.user.is_superuser or is_support(request)
+    return actor(request).sees_everything
 
 
 def own_merchants(request: HttpRequest) -> QuerySet[Merchant]:
-    if request.user.is_superuser:
-        return Merchant.objects.all()
-    return Merchant.objects.filter(
-        members__user_id=request.user.username,
-        members__role__in=[MerchantMember.Role.OWNER, MerchantMember.Role.MANAGER],
-    ).distinct()
+    return permissions.merchants_accepting_products(actor(request))
 
 
 def may(request: HttpRequest, product: Product, permission: str) -> bool:
-    if request.user.is_superuser:
-        return True
-    return request.user.has_perm(f"products.{permission}", product)
+    return permissions.may(actor(request), product, permission)
 
 
 class StockLevelFilter(admin.SimpleListFilter):
@@ -156,9 +154,7 @@ class ProductAdmin(admin.ModelAdmin):
 
     # --- scoping ---------------------------------------------------------------------------------
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
-        base = Product.objects.all()
-        if not sees_everything(request):
-            base = permissions.products_for_user(user_id=request.user.username, permission=permissions.VIEW)
+        base = permissions.visible_products(actor(request))
         return with_availability(base).annotate(stock_on_hand=F("stock__on_hand"), stock_reserved=F("stock__reserved"))
 
     def get_list_filter(self, request: HttpRequest) -> Any:
@@ -289,8 +285,8 @@ class ProductAdmin(admin.ModelAdmin):
                     note=form.cleaned_data["reason"],
                     actor=request.user.username,
                 )
-            except ApiValidationError as exc:
-                for reason in exc.detail.get("delta", []) if isinstance(exc.detail, dict) else []:
+            except InvalidInput as exc:
+                for reason in exc.field_errors.get("delta", []):
                     form.add_error("delta", str(reason))
             else:
                 self.message_user(request, f"Stock of {product.name} adjusted.", messages.SUCCESS)

@@ -17,6 +17,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from bazaar_common.drf import StrictQueryParams, reject_query_params
 from catalog_service.products import cache, selectors
 from catalog_service.products.models import Product
 
@@ -68,27 +69,6 @@ def cached_json_response(request: Request, rendered: cache.CachedBody) -> HttpRe
     if cache.etag_matches(request.headers.get("If-None-Match"), rendered.etag):
         return HttpResponse(status=304, headers=headers)
     return HttpResponse(rendered.body, content_type="application/json", headers=headers)
-
-
-class StrictQueryParams(serializers.Serializer):
-    """Query-parameter validation: unknown or repeated parameters are errors, never ignored."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        errors = {}
-        for name, values in data.lists():
-            if name not in self.fields:
-                errors[name] = ["Unknown query parameter."]
-            elif len(values) > 1:
-                errors[name] = ["Give this parameter once."]
-        if errors:
-            raise ValidationError(errors)
-        return super().to_internal_value({name: data.get(name) for name in data})
-
-
-def reject_query_params(request: Request) -> None:
-    """For endpoints that take no query parameters: any given is an error, not ignored."""
-    if request.query_params:
-        raise ValidationError({name: ["Unknown query parameter."] for name in request.query_params})
 
 
 def strict_bool(value: str) -> bool:

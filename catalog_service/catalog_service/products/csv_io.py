@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from rest_framework import serializers
 
+from bazaar_common.domain import InvalidInput
 from catalog_service.inventory.models import Stock
 from catalog_service.inventory.services import stock_set_on_hand
 from catalog_service.products import permissions, services
@@ -243,9 +244,9 @@ def products_import_csv(*, file_text: str, user_id: str, is_superuser: bool) -> 
             for row in valid:
                 current = row
                 _apply_row(row, user_id=user_id, report=report)
-    except serializers.ValidationError as exc:  # the stock moved between validation and writing
+    except InvalidInput as exc:  # the stock moved between validation and writing
         report.created = report.updated = 0
-        for column, reasons in exc.detail.items() if isinstance(exc.detail, dict) else [("file", exc.detail)]:
+        for column, reasons in exc.field_errors.items():
             field_name = "on_hand" if column == "delta" else column
             for reason in reasons if isinstance(reasons, list) else [reasons]:
                 report.errors.append({"row": current.line, "field": field_name, "reason": str(reason)})

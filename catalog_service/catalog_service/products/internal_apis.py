@@ -11,8 +11,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bazaar_common.auth.permissions import IsService
+from bazaar_common.drf import StrictQueryParams, reject_query_params
 from catalog_service.products import permissions, selectors
-from catalog_service.products.apis import MAX_ID, StrictQueryParams, reject_query_params
+from catalog_service.products.apis import MAX_ID
 
 MAX_IDS = 200
 

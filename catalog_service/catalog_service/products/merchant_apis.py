@@ -19,11 +19,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bazaar_common.auth.permissions import IsAdmin
+from bazaar_common.drf import StrictQueryParams, StrictSerializer, caller_id, reject_query_params
 from bazaar_common.pagination import BazaarPagination
 from catalog_service.inventory import services as inventory_services
 from catalog_service.inventory.models import Stock, StockMovement
 from catalog_service.products import permissions, services
-from catalog_service.products.apis import MAX_ID, StrictQueryParams, category_brief, reject_query_params
+from catalog_service.products.apis import MAX_ID, category_brief
 from catalog_service.products.models import (
     Category,
     Merchant,
@@ -35,19 +36,12 @@ from catalog_service.products.models import (
 GRANTABLE = [permissions.VIEW, permissions.CHANGE, permissions.ADJUST_STOCK]
 
 
-class StrictInput(serializers.Serializer):
-    """A request body with a field the endpoint does not accept is refused, not half-applied."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+# One strict input serializer for every service (unknown fields are a 400 naming them).
+StrictInput = StrictSerializer
 
 
 def _principal_id(request: Request) -> str:
-    return request.user.id
+    return caller_id(request)
 
 
 def _is_admin(request: Request) -> bool:
@@ -374,11 +368,6 @@ class MerchantListCreateApi(APIView):
         name = serializers.CharField(max_length=200)
         slug = serializers.SlugField(max_length=100)
         owner_id = serializers.UUIDField()
-
-        def validate_slug(self, value: str) -> str:
-            if Merchant.objects.filter(slug=value).exists():
-                raise serializers.ValidationError("A merchant with this slug exists.")
-            return value
 
     @extend_schema(
         operation_id="catalog_merchant_merchants_list",

@@ -14,6 +14,7 @@ The API (JWT principals) and the Django admin (sessions) both ask the same funct
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -124,6 +125,81 @@ def is_owner(*, user_id: str, merchant_id: int) -> bool:
 
 def principal_is_admin(principal: Any) -> bool:
     return isinstance(principal, Principal) and principal.has_role(ROLE_ADMIN)
+
+
+# --- The one set of access functions, for the API (JWT principals) and the admin (sessions) --------
+
+
+@dataclass(frozen=True)
+class CatalogActor:
+    """Who acts on the catalog, whichever door they came in by.
+
+    ``acts_on_all``: platform admins (role ``admin`` / admin superusers) see and change everything;
+    ``reads_all``: support reads everything and changes nothing; everyone else is scoped by their
+    memberships and object permissions.
+    """
+
+    user_id: str
+    acts_on_all: bool = False
+    reads_all: bool = False
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.acts_on_all or self.reads_all
+
+    @property
+    def read_only(self) -> bool:
+        return self.reads_all and not self.acts_on_all
+
+
+SUPPORT_GROUP = "support"
+
+
+def actor_from_principal(principal: Principal) -> CatalogActor:
+    return CatalogActor(user_id=principal.id, acts_on_all=principal_is_admin(principal))
+
+
+def actor_from_admin_user(user: Any) -> CatalogActor:
+    """An admin session's user: its username is the Bazaar user id (see the module docstring)."""
+    return CatalogActor(
+        user_id=user.username,
+        acts_on_all=bool(user.is_superuser),
+        reads_all=user.groups.filter(name=SUPPORT_GROUP).exists(),
+    )
+
+
+def visible_products(actor: CatalogActor, permission: str = VIEW) -> QuerySet[Product]:
+    if actor.acts_on_all or (actor.reads_all and permission == VIEW):
+        return Product.objects.all()
+    if actor.read_only:
+        return Product.objects.none()
+    return products_for_user(user_id=actor.user_id, permission=permission)
+
+
+def may(actor: CatalogActor, product: Product, permission: str) -> bool:
+    if actor.acts_on_all:
+        return True
+    if permission == VIEW and actor.reads_all:
+        return True
+    if actor.read_only:
+        return False
+    return user_has_product_permission(user_id=actor.user_id, product=product, permission=permission)
+
+
+def merchants_accepting_products(actor: CatalogActor) -> QuerySet[Merchant]:
+    """Merchants the actor may add products to: their own as owner or manager (admins: all)."""
+    if actor.acts_on_all:
+        return Merchant.objects.all()
+    if actor.read_only:
+        return Merchant.objects.none()
+    return Merchant.objects.filter(
+        members__user_id=actor.user_id,
+        members__role__in=[MerchantMember.Role.OWNER, MerchantMember.Role.MANAGER],
+    ).distinct()
+
+
+def actor_merchant_role(actor: CatalogActor, merchant_id: int) -> str | None:
+    return member_role(user_id=actor.user_id, merchant_id=merchant_id)
 
 
 class IsMerchantOrAdmin(BasePermission):

@@ -9,8 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
-from rest_framework.exceptions import ValidationError
 
+from bazaar_common.domain import Conflict, InvalidInput
 from catalog_service.inventory.services import stock_initialize
 from catalog_service.products import permissions
 from catalog_service.products.cache import catalog_changed
@@ -30,10 +30,21 @@ PRODUCT_EDITABLE_FIELDS = (
 
 
 def merchant_create(*, name: str, slug: str, owner_id: str) -> Merchant:
-    with transaction.atomic():
-        merchant = Merchant.objects.create(name=name, slug=slug)
-        merchant_member_add(merchant=merchant, user_id=owner_id, role=MerchantMember.Role.OWNER)
-        catalog_changed(taxonomy=True)
+    """A new merchant; its slug is unique by the database's constraint, so two concurrent
+    requests for one slug give one merchant and one 409 (a check before the insert would race)."""
+    try:
+        with transaction.atomic():
+            merchant = Merchant.objects.create(name=name, slug=slug)
+            merchant_member_add(merchant=merchant, user_id=owner_id, role=MerchantMember.Role.OWNER)
+            catalog_changed(taxonomy=True)
+    except IntegrityError as exc:
+        if Merchant.objects.filter(slug=slug).exists():
+            raise Conflict(
+                "A merchant with this slug exists.",
+                code="slug_taken",
+                field_errors={"slug": ["A merchant with this slug exists."]},
+            ) from exc
+        raise
     return merchant
 
 
@@ -70,9 +81,7 @@ def category_create(*, name: str, slug: str | None = None, parent: Category | No
 
 def _check_currency(currency: str) -> None:
     if currency not in settings.CATALOG_CURRENCIES:
-        raise ValidationError(
-            {"currency": [f"Unsupported currency; one of: {', '.join(settings.CATALOG_CURRENCIES)}."]}
-        )
+        raise InvalidInput({"currency": [f"Unsupported currency; one of: {', '.join(settings.CATALOG_CURRENCIES)}."]})
 
 
 def product_create(
@@ -115,7 +124,7 @@ def product_create(
             catalog_changed(product_ids=[product.pk])
     except IntegrityError as exc:
         if Product.objects.filter(merchant=merchant, sku=sku).exists():
-            raise ValidationError({"sku": ["This merchant already has a product with this SKU."]}) from exc
+            raise InvalidInput({"sku": ["This merchant already has a product with this SKU."]}) from exc
         raise
     return product
 
@@ -152,7 +161,7 @@ def product_grants_set(
     product_list = list(products)
     codenames = list(permissions_to_grant)
     if any(product.merchant_id != merchant.pk for product in product_list):
-        raise ValidationError({"product_ids": ["Every product must belong to this merchant."]})
+        raise InvalidInput({"product_ids": ["Every product must belong to this merchant."]})
     with transaction.atomic():
         if permissions.VIEW not in codenames:
             codenames.append(permissions.VIEW)  # any right on a product implies seeing it

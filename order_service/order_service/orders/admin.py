@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from rest_framework.exceptions import APIException
 
+from bazaar_common.domain import DomainError
 from order_service.orders import services
 from order_service.orders.models import Order, OrderEvent, OrderLine, PaymentAttempt, ReconciliationRepair
 
@@ -101,7 +102,7 @@ def _apply_with_reason(
         try:
             operation(order_id=order.pk, actor=request.user.get_username(), reason=form.cleaned_data["reason"])
             done += 1
-        except APIException as exc:  # an illegal transition: report it, go on with the others
+        except (APIException, DomainError) as exc:  # an illegal transition: report it, go on with the others
             refused.append(f"{order.pk}: {exc.detail}")
     if done:
         modeladmin.message_user(request, f"{done} order(s): {verb} done.", messages.SUCCESS)

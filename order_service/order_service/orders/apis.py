@@ -26,12 +26,13 @@ from rest_framework.views import APIView
 
 from bazaar_common.auth.permissions import IsCustomer, IsService, roles_required
 from bazaar_common.auth.tokens import ROLE_ADMIN, ROLE_CUSTOMER, ROLE_MERCHANT, ROLE_SUPPORT
+from bazaar_common.drf import StrictSerializer, caller_id
 from bazaar_common.errors import problem_body
 from bazaar_common.pagination import BazaarPagination
 from order_service.orders import selectors, services
 from order_service.orders.models import Order, OrderStatus
 from order_service.orders.payments import TEST_TOKENS
-from order_service.orders.permissions import OrderViewer, customer_id_of, order_viewer_for
+from order_service.orders.permissions import OrderViewer, order_viewer_for
 
 MAX_QUANTITY = 1000
 MAX_LINES = 100
@@ -41,17 +42,6 @@ AnyUserRole = roles_required(ROLE_CUSTOMER, ROLE_MERCHANT, ROLE_SUPPORT, ROLE_AD
 CustomerOrStaff = roles_required(ROLE_CUSTOMER, ROLE_SUPPORT, ROLE_ADMIN)
 ShippingRole = roles_required(ROLE_MERCHANT, ROLE_SUPPORT, ROLE_ADMIN)
 DeliveryRole = roles_required(ROLE_SUPPORT, ROLE_ADMIN)
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses unknown fields by name instead of silently dropping them."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise ValidationError({name: ["This field cannot be set by the client."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class LineInputSerializer(StrictSerializer):
@@ -186,11 +176,11 @@ class CartApi(APIView):
 
     @extend_schema(operation_id="cart_get", responses=CartOutputSerializer, tags=["cart"])
     def get(self, request: Request) -> Response:
-        return cart_response(customer_id_of(request.user))
+        return cart_response(caller_id(request.user))
 
     @extend_schema(operation_id="cart_empty", responses={204: None}, tags=["cart"])
     def delete(self, request: Request) -> Response:
-        services.cart_empty(customer_id=customer_id_of(request.user))
+        services.cart_empty(customer_id=caller_id(request.user))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -210,7 +200,7 @@ class CartItemAddApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        customer_id = customer_id_of(request.user)
+        customer_id = caller_id(request.user)
         services.cart_item_add(customer_id=customer_id, **serializer.validated_data)
         return cart_response(customer_id, status_code=status.HTTP_201_CREATED)
 
@@ -233,7 +223,7 @@ class CartItemApi(APIView):
     def patch(self, request: Request, product_id: int) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        customer_id = customer_id_of(request.user)
+        customer_id = caller_id(request.user)
         services.cart_item_set_quantity(
             customer_id=customer_id, product_id=product_id, quantity=serializer.validated_data["quantity"]
         )
@@ -241,7 +231,7 @@ class CartItemApi(APIView):
 
     @extend_schema(operation_id="cart_item_remove", responses={204: None}, tags=["cart"])
     def delete(self, request: Request, product_id: int) -> Response:
-        services.cart_item_remove(customer_id=customer_id_of(request.user), product_id=product_id)
+        services.cart_item_remove(customer_id=caller_id(request.user), product_id=product_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -319,7 +309,7 @@ class OrderListCheckoutApi(APIView):
         serializer = OrderCheckoutInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         address = serializer.validated_data.get("shipping_address")
-        customer_id = customer_id_of(request.user)
+        customer_id = caller_id(request.user)
         result = services.order_checkout(
             customer_id=customer_id,
             customer_email=str(request.user.claims.get("email") or ""),

@@ -13,19 +13,10 @@ import uuid
 from dataclasses import dataclass
 
 from django.db.models import Q
-from rest_framework.exceptions import PermissionDenied
 
 from bazaar_common.auth.tokens import ROLE_CUSTOMER, ROLE_MERCHANT, Principal
 from order_service.orders import clients
 from order_service.orders.models import Order, OrderLine
-
-
-def customer_id_of(principal: Principal) -> str:
-    """The caller's user id as a canonical UUID string (every Bazaar user id is a UUID)."""
-    try:
-        return str(uuid.UUID(principal.id))
-    except ValueError as exc:
-        raise PermissionDenied("This caller is not a customer.") from exc
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
-from rest_framework.exceptions import NotFound
 
+from bazaar_common.domain import NotFound
 from order_service.orders.models import CartItem, Order, OrderStatus
 from order_service.orders.permissions import OrderViewer
 

@@ -18,9 +18,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import NotFound, ValidationError
 
 from bazaar_common import contracts
+from bazaar_common.domain import InvalidInput, NotFound
 from bazaar_common.errors import Conflict, GatewayTimeout, Unprocessable
 from bazaar_common.outbox.services import outbox_enqueue
 from order_service.orders import clients
@@ -64,7 +64,7 @@ def _check_products_for_sale(product_ids: list[int], *, field_for: dict[int, str
         elif not product.is_active:
             errors.append((field_for[product_id], f"Product {product_id} is not for sale."))
     if errors:
-        raise ValidationError({field: [reason] for field, reason in errors})
+        raise InvalidInput({field: [reason] for field, reason in errors})
     return lookup
 
 
@@ -133,7 +133,7 @@ def _requested_lines(*, customer_id: str, items: list[dict[str, int]] | None) ->
     cart_items = CartItem.objects.filter(cart__customer_id=customer_id).order_by("product_id")
     lines = [{"product_id": item.product_id, "quantity": item.quantity} for item in cart_items]
     if not lines:
-        raise ValidationError({"items": ["No items given and the cart is empty."]})
+        raise InvalidInput({"items": ["No items given and the cart is empty."]})
     return lines, "cart.items"
 
 
@@ -157,7 +157,7 @@ def _priced_lines(lines: list[dict], *, source: str) -> list[dict[str, Any]]:
         )
     currencies = {line["currency"] for line in priced}
     if len(currencies) > 1:
-        raise ValidationError({source: [f"Products in different currencies ({', '.join(sorted(currencies))})."]})
+        raise InvalidInput({source: [f"Products in different currencies ({', '.join(sorted(currencies))})."]})
     return priced
 
 

@@ -15,9 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bazaar_common.auth.permissions import IsService
+from bazaar_common.drf import caller_id
 from bazaar_common.pagination import BazaarPagination
 from profile_service.profiles import selectors, services
-from profile_service.profiles.permissions import IsUser, can_read_profile, principal_user_id
+from profile_service.profiles.permissions import IsUser, can_read_profile
 from profile_service.profiles.validation import (
     BirthDateField,
     CountryField,
@@ -97,7 +98,7 @@ class ProfileMeApi(APIView):
 
     @extend_schema(responses={200: ProfileOutputSerializer, 410: OpenApiResponse(description="Erased.")})
     def get(self, request: Request) -> Response:
-        profile = services.profile_ensure(user_id=principal_user_id(request.user))
+        profile = services.profile_ensure(user_id=uuid.UUID(caller_id(request.user)))
         return Response(ProfileOutputSerializer(profile).data)
 
     @extend_schema(request=PatchInputSerializer, responses={200: ProfileOutputSerializer})
@@ -106,7 +107,7 @@ class ProfileMeApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         changes = {**{k: v for k, v in data.items() if k != "preferences"}, **data.get("preferences", {})}
-        profile = services.profile_ensure(user_id=principal_user_id(request.user))
+        profile = services.profile_ensure(user_id=uuid.UUID(caller_id(request.user)))
         profile = services.profile_update(profile=profile, changes=changes)
         return Response(ProfileOutputSerializer(profile).data)
 
@@ -121,7 +122,9 @@ class ProfileMeApi(APIView):
     def delete(self, request: Request) -> Response:
         serializer = self.DeleteInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.profile_erase(user_id=principal_user_id(request.user), password=serializer.validated_data["password"])
+        services.profile_erase(
+            user_id=uuid.UUID(caller_id(request.user)), password=serializer.validated_data["password"]
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -147,7 +150,7 @@ class ProfileExportApi(APIView):
         }
     )
     def get(self, request: Request) -> Response:
-        profile = services.profile_ensure(user_id=principal_user_id(request.user))
+        profile = services.profile_ensure(user_id=uuid.UUID(caller_id(request.user)))
         export = selectors.privacy_export_gather(profile=profile)
         document = self.OutputSerializer(
             {
@@ -212,7 +215,7 @@ class AddressListApi(APIView):
 
     @extend_schema(responses={200: AddressOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        profile = services.profile_ensure(user_id=principal_user_id(request.user))
+        profile = services.profile_ensure(user_id=uuid.UUID(caller_id(request.user)))
         paginator = BazaarPagination()
         page = paginator.paginate_queryset(selectors.address_list(profile=profile), request, view=self)
         return paginator.get_paginated_response(AddressOutputSerializer(page, many=True).data)
@@ -221,7 +224,7 @@ class AddressListApi(APIView):
     def post(self, request: Request) -> Response:
         serializer = AddressInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        profile = services.profile_ensure(user_id=principal_user_id(request.user))
+        profile = services.profile_ensure(user_id=uuid.UUID(caller_id(request.user)))
         address = services.address_create(profile=profile, data=serializer.validated_data)
         return Response(AddressOutputSerializer(address).data, status=status.HTTP_201_CREATED)
 
@@ -230,7 +233,7 @@ class AddressDetailApi(APIView):
     permission_classes = [IsUser]
 
     def _address(self, request: Request, address_id: int) -> Any:
-        profile = services.profile_ensure(user_id=principal_user_id(request.user))
+        profile = services.profile_ensure(user_id=uuid.UUID(caller_id(request.user)))
         return selectors.address_get(profile=profile, address_id=address_id)
 
     @extend_schema(responses={200: AddressOutputSerializer})

@@ -33,8 +33,3 @@ def can_read_profile(principal: Principal, user_id: uuid.UUID) -> bool:
     another user has a profile.
     """
     return principal.is_staff_member or principal.id == str(user_id)
-
-
-def principal_user_id(principal: Principal) -> uuid.UUID:
-    """The caller's user id as a UUID (``IsUser`` admitted only callers whose id is one)."""
-    return uuid.UUID(principal.id)

@@ -9,9 +9,9 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from bazaar_common import contracts
+from bazaar_common.domain import InvalidInput
 from bazaar_common.outbox.services import outbox_enqueue
 from profile_service.profiles import reference, remote
 from profile_service.profiles.exceptions import PasswordIncorrect, ProfileErased
@@ -97,7 +97,7 @@ def profile_create_for_registration(*, user_id: uuid.UUID) -> Profile | None:
 
 def _check_sms_needs_phone(profile: Profile) -> None:
     if reference.CHANNEL_SMS in profile.notification_channels and not profile.phone:
-        raise ValidationError({"preferences": {"notification_channels": ["SMS notifications need a phone number."]}})
+        raise InvalidInput({"preferences": {"notification_channels": ["SMS notifications need a phone number."]}})
 
 
 def profile_update(*, profile: Profile, changes: Mapping[str, Any]) -> Profile:
@@ -143,7 +143,7 @@ def address_create(*, profile: Profile, data: Mapping[str, Any]) -> Address:
         _lock_profile(profile)
         existing = Address.objects.filter(profile=profile)
         if existing.count() >= reference.MAX_ADDRESSES_PER_PROFILE:
-            raise ValidationError(
+            raise InvalidInput(
                 {"non_field_errors": [f"You can keep at most {reference.MAX_ADDRESSES_PER_PROFILE} addresses."]}
             )
         values = dict(data)

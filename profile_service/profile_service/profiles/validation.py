@@ -7,47 +7,17 @@ one a client may read but never set. Nothing is silently ignored.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
 from typing import Any
 
 import phonenumbers
 from django.utils import timezone
 from rest_framework import serializers
 
+from bazaar_common.drf import READ_ONLY_FIELD, UNKNOWN_FIELD, StrictSerializer
 from profile_service.profiles import reference
 
-UNKNOWN_FIELD = "Unknown field."
-READ_ONLY_FIELD = "This field is read-only."
-
-
-class StrictSerializer(serializers.Serializer):
-    """A serializer that refuses unknown fields and fields listed in ``read_only_names``."""
-
-    # Fields a client sees in responses but may not send (e.g. ids, timestamps).
-    read_only_names: frozenset[str] = frozenset()
-
-    def _refused_fields(self, data: Any) -> dict[str, list[str]]:
-        if not isinstance(data, Mapping):
-            return {}  # DRF reports the wrong type itself
-        writable = {name for name, field in self.fields.items() if not field.read_only}
-        return {
-            str(key): [READ_ONLY_FIELD if key in self.read_only_names else UNKNOWN_FIELD]
-            for key in data
-            if key not in writable
-        }
-
-    def to_internal_value(self, data: Any) -> Any:
-        refused = self._refused_fields(data)
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            # Report the refused fields together with the invalid ones, in one answer.
-            if refused and isinstance(exc.detail, dict):
-                raise serializers.ValidationError({**exc.detail, **refused}) from exc
-            raise
-        if refused:
-            raise serializers.ValidationError(refused)
-        return value
+# One strict serializer for every service (unknown and read-only fields named in the 400).
+__all__ = ["READ_ONLY_FIELD", "UNKNOWN_FIELD", "StrictSerializer"]
 
 
 def normalise_phone(raw: str) -> str:
