@@ -212,12 +212,18 @@ def flow(customer, neighbours) -> OrderFlow:
 
 
 def outbox(task_name: str | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """The messages written to the outbox, oldest first, as (task name, payload)."""
+    """The messages written to the outbox, oldest first, as (task name, payload), each checked
+    against its contract."""
     from bazaar_common.outbox.models import OutboxMessage
 
     messages = OutboxMessage.objects.order_by("created_at", "id")
     if task_name:
         messages = messages.filter(task_name=task_name)
+    for message in messages:
+        # What the order service produced parses on the consumer side (the contract test).
+        contract = contracts.message_class_for(message.task_name)
+        assert contract is not None, message.task_name
+        contract.parse(message.payload)
     return [(m.task_name, m.payload) for m in messages]
 
 
