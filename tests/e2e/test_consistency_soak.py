@@ -19,6 +19,7 @@ KILL_EVERY_SECONDS = 60
 VICTIMS = (("catalog", "web"), ("orders", "web"), ("catalog", "worker"), ("orders", "worker"))
 
 
+@pytest.mark.timeout(SOAK_SECONDS + 300)
 def test_five_minutes_with_a_random_instance_or_worker_killed_every_minute(platform, tokens):  # noqa: F811
     product_id = _product(platform, tokens, stock=100_000)
     extras = [platform.start_instance("catalog"), platform.start_instance("orders")]

@@ -121,3 +121,14 @@ def test_reconciliation_is_scheduled_by_beat(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["orders-reconcile-reservations"]
 
     assert (entry["task"], entry["options"]["queue"]) == ("orders.reconcile_reservations", "orders")
+
+
+def test_a_repaired_order_waits_a_full_idle_period_before_it_is_asked_again(flow, neighbours, outbox_messages):
+    order_id = flow.place()
+    _idle(order_id)
+
+    first, second = orders_reconcile(), orders_reconcile()
+
+    assert [r.kind for r in first] == ["reserve_resent"]
+    assert second == []
+    assert len(outbox_messages("catalog.reserve_stock")) == 2

@@ -70,6 +70,8 @@ def _repair(order: Order | None, *, order_id: str, kind: str, reservation: str, 
     )
     if order is not None:
         order_record_event(order, kind="reconciled", actor=ACTOR, reason=f"{kind}: {detail}")
+        # Idle again from now: the repair gets a full round-trip before the order is looked at again.
+        order.save(update_fields=["updated_at"])
     return ReconciliationRepair.objects.create(
         order_id=order_id,
         kind=kind,
