@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -167,7 +167,8 @@ class ShopperLoad:
     """Concurrent checkouts of one product, each order paid once it is reserved, from threads.
 
     ``api(method, path, token, **kwargs)`` sends through the gateway. Every answer is counted by
-    ``(method, status)``; the orders placed are in ``order_ids``.
+    ``(method, status)``; the orders placed are in ``order_ids``. ``renew(token) -> token``: a new
+    access token when one expires during a long run (a 401 then is the token's age, not a fault).
     """
 
     api: Any
@@ -175,6 +176,7 @@ class ShopperLoad:
     product_id: int
     threads: int = 4
     pause: float = 0.2
+    renew: Callable[[str], str] | None = None
     order_ids: list[str] = field(default_factory=list)
     answers: Counter[tuple[str, int]] = field(default_factory=Counter)
     failed_reads: list[str] = field(default_factory=list)
@@ -206,12 +208,17 @@ class ShopperLoad:
     def _shop(self, token: str) -> None:
         while not self._stop.is_set():
             try:
+                if self.renew is not None and self._expired(token):
+                    token = self.renew(token)
                 self._one_order(token)
             except Exception as exc:  # a connection error is a failed answer too
                 with self._lock:
                     self.answers[("error", 0)] += 1
                     self.failed_reads.append(repr(exc))
             time.sleep(self.pause)
+
+    def _expired(self, token: str) -> bool:
+        return self.api("GET", "/api/v1/orders?page_size=1", token).status_code == 401
 
     def _one_order(self, token: str) -> None:
         body = {"items": [{"product_id": self.product_id, "quantity": 1}]}

@@ -24,7 +24,12 @@ def test_five_minutes_with_a_random_instance_or_worker_killed_every_minute(platf
     product_id = _product(platform, tokens, stock=100_000)
     extras = [platform.start_instance("catalog"), platform.start_instance("orders")]
     shoppers = [token for email, token in tokens.items() if "merchant" not in email]
-    load = ShopperLoad(api=platform.api, tokens=shoppers, product_id=product_id, threads=4).start()
+    by_token = {token: email for email, token in tokens.items()}
+
+    def renew(token: str) -> str:  # the run outlives an access token
+        return platform.token(by_token[token]) if token in by_token else token
+
+    load = ShopperLoad(api=platform.api, tokens=shoppers, product_id=product_id, threads=4, renew=renew).start()
     kills: list[str] = []
     rng = random.Random(10)
     started = time.monotonic()
@@ -44,11 +49,9 @@ def test_five_minutes_with_a_random_instance_or_worker_killed_every_minute(platf
         load.stop()
         platform.ensure_one_instance_each()
     settle_started = time.monotonic()
+    print(f"\nsoak: {len(load.order_ids)} orders in {SOAK_SECONDS}s, answers {dict(load.answers)}, kills {kills}")
     assert_settles_consistent(platform, load, product_id, timeout=120)
-    print(
-        f"\nsoak: {len(load.order_ids)} orders in {SOAK_SECONDS}s, answers {dict(load.answers)}, "
-        f"kills {kills}, consistent {time.monotonic() - settle_started:.0f}s after the load stopped"
-    )
+    print(f"soak: consistent {time.monotonic() - settle_started:.0f}s after the load stopped")
     for proc in extras:
         if proc.alive:
             platform.stop_instance(proc)
