@@ -4,11 +4,15 @@ the broker stops a worker for good.
 * ``task_acks_late`` + ``task_reject_on_worker_lost``: a worker killed mid-task leaves the message
   on the queue for another worker (consumers are idempotent, so a redelivery is harmless);
 * ``worker_prefetch_multiplier=1``: a worker holds one unacknowledged message at a time;
-* the broker connection is retried forever, every second or two (never "giving up after 100"),
-  and on connection loss the tasks still running are cancelled rather than acknowledged later on
-  a channel whose connection is gone (kombu's Redis channel then dereferences the closed
-  connection: ``AttributeError: 'NoneType' object has no attribute 'hostname'`` killed the
-  consumer). Their messages come back from the broker and run again, idempotently;
+* the broker connection is retried forever, every second (never "giving up after 100"); on
+  connection loss the tasks still running are cancelled rather than acknowledged later on a
+  channel whose connection is gone; their messages come back and run again, idempotently.
+* Redis: when the connection drops while the worker holds unacknowledged messages, kombu's
+  channel tries to put them back on the queue *through the connection that just failed*; with
+  the pool already reset it dereferences the closed connection
+  (``AttributeError: 'NoneType' object has no attribute 'hostname'``) and the whole worker exits
+  ("Unrecoverable error"). :class:`RedisTransport` leaves them where they are instead — in
+  Redis's unacked set, from which the restore sweep hands them out again.
 * a liveness heartbeat (:class:`ConsumerHeartbeat`): a file touched every few seconds while the
   consumer is connected and consuming, which the Kubernetes liveness probe (:data:`HEARTBEAT_PROBE`)
   checks, so a worker whose consumer died or hung is restarted.
@@ -35,13 +39,18 @@ metrics of all its pool processes on ``METRICS_PORT``.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery, bootsteps
 from celery.signals import worker_init, worker_ready, worker_shutdown
 from celery.worker.consumer import Consumer
+from kombu.transport import redis as kombu_redis
+
+logger = logging.getLogger(__name__)
 
 from bazaar_common.metrics import prepare_multiprocess
 
@@ -61,6 +70,31 @@ class PromptlyReconnectingConsumer(Consumer):
             interval_max=RECONNECT_INTERVAL_SECONDS,
         )
         return super().ensure_connected(conn)
+
+
+class _UnackedStayInRedisQoS(kombu_redis.QoS):
+    def restore_unacked(self, client: Any = None) -> list[Any]:
+        try:
+            return super().restore_unacked(client)
+        except (AttributeError, redis.RedisError) as exc:
+            # Redis is away (that is why the channel closes): the messages are safe in its
+            # unacked set, and the visibility timeout returns them to the queue.
+            logger.warning(
+                "broker gone; unacknowledged messages stay in its unacked set",
+                extra={"messages": len(self._delivered), "error": f"{exc.__class__.__name__}: {exc}"},
+            )
+            self._delivered.clear()
+            return []
+
+
+class _Channel(kombu_redis.Channel):
+    QoS = _UnackedStayInRedisQoS
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport whose channels survive losing Redis while holding messages."""
+
+    Channel = _Channel
 
 
 def is_amqp(broker_url: str) -> bool:
@@ -100,7 +134,7 @@ def broker_settings(
     }
     if restore_seconds > 0:
         options |= {"unacked_restore_interval": restore_seconds, "unacked_restore_throttle": 1}
-    return common | {"broker_transport_options": options}
+    return common | {"broker_transport": "bazaar_common.celery:RedisTransport", "broker_transport_options": options}
 
 
 # The exec liveness probe of worker pods (charts/bazaar/templates/celery.yaml renders exactly this):

@@ -6,7 +6,9 @@
    lock, migrations safe for a rolling deploy;
 4. each suite of ``tests/`` with its own service's settings, on PostgreSQL when ``DATABASE_URL``
    points at a server (one test database per service), else SQLite;
-5. the end-to-end suite, which starts the real platform as processes.
+5. the end-to-end suite, which starts the real platform as processes, on the Redis broker; then
+   the tests marked ``consistency`` once more on RabbitMQ (``E2E_BROKER=rabbitmq``, a vhost of the
+   run's own), when a RabbitMQ server answers ``rabbitmqctl`` (CI starts one).
 
 Redis: ``REDIS_URL`` when set (each suite on its own database index), else an embedded
 redis-server started for the run. Prints one closing line ``check: N passed, N failed``.
@@ -26,7 +28,14 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bazaar_devtools import ship
-from bazaar_devtools.platform import ALL_PROJECTS, ROOT, EmbeddedRedis, database_base_name, with_database_name
+from bazaar_devtools.platform import (
+    ALL_PROJECTS,
+    ROOT,
+    EmbeddedRedis,
+    RabbitVhost,
+    database_base_name,
+    with_database_name,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -49,6 +58,10 @@ SUITES = (
     Suite("profiles", "tests/profile_service", "profile_service.config.settings", "profiles", 14),
     Suite("e2e", "tests/e2e", "gateway.config.settings", "e2e", 8),
 )
+
+
+# The consistency set again, with RabbitMQ as the broker (same platform tests, other transport).
+E2E_RABBITMQ = Suite("e2e-rabbitmq", "tests/e2e", "gateway.config.settings", "e2e", 8)
 
 
 def redis_with_db(url: str, index: int) -> str:
@@ -104,14 +117,16 @@ def junit_counts(path: Path) -> Outcome:
     return outcome
 
 
-def run_suite(suite: Suite, base_env: dict[str, str], report_dir: Path, extra: list[str]) -> Outcome:
+def run_suite(
+    suite: Suite, base_env: dict[str, str], report_dir: Path, extra: list[str], *, select: str | None = None
+) -> Outcome:
     if not (ROOT / suite.path).exists():
         print(f"\n(no {suite.path} yet)")
         return Outcome()
     env = base_env | {"DEBUG": "1", "REDIS_URL": redis_with_db(base_env["REDIS_URL"], suite.redis_db)}
     args = [str(BIN / "pytest"), suite.path, f"--ds={suite.settings}", "-q", "-p", "no:cacheprovider"]
     # The long fault soak has its own target (make soak); it is never part of make test.
-    deselect = ["soak"] if suite.name == "e2e" else []
+    deselect = ["soak"] if suite.path == "tests/e2e" else []
     database_url = base_env.get("DATABASE_URL", "")
     if database_url.startswith("postgres"):
         base = database_base_name(database_url)
@@ -124,8 +139,8 @@ def run_suite(suite: Suite, base_env: dict[str, str], report_dir: Path, extra: l
         # it). Announced, not hidden.
         print(f"\n[{suite.name}] SQLite: deselecting tests marked 'postgres' (they run in CI).")
         deselect.append("postgres")
-    if deselect:
-        args += ["-m", " and ".join(f"not {marker}" for marker in deselect)]
+    if deselect or select:
+        args += ["-m", " and ".join(([select] if select else []) + [f"not {marker}" for marker in deselect])]
     junit = report_dir / f"{suite.name}.xml"
     started = time.monotonic()
     run([*args, f"--junitxml={junit}", *extra], env=env)
@@ -136,6 +151,14 @@ def run_suite(suite: Suite, base_env: dict[str, str], report_dir: Path, extra: l
         flush=True,
     )
     return outcome
+
+
+def rabbitmq_consistency(env: dict[str, str], report_dir: Path, extra: list[str]) -> list[tuple[str, Outcome]]:
+    if not RabbitVhost.available():
+        print("\n[e2e-rabbitmq] no RabbitMQ server here: the consistency set ran on Redis only (CI runs both).")
+        return []
+    outcome = run_suite(E2E_RABBITMQ, env | {"E2E_BROKER": "rabbitmq"}, report_dir, extra, select="consistency")
+    return [(E2E_RABBITMQ.name, outcome)]
 
 
 def main() -> int:
@@ -186,12 +209,15 @@ def main() -> int:
             for suite in SUITES:
                 if not wanted(suite.name):
                     continue
-                outcome = run_suite(suite, env, Path(report_dir), options.pytest_args)
-                total.passed += outcome.passed
-                total.failed += outcome.failed
-                total.skipped += outcome.skipped
-                if outcome.failed:
-                    problems.append(suite.name)
+                outcomes = [(suite.name, run_suite(suite, env, Path(report_dir), options.pytest_args))]
+                if suite.name == "e2e":
+                    outcomes += rabbitmq_consistency(env, Path(report_dir), options.pytest_args)
+                for name, outcome in outcomes:
+                    total.passed += outcome.passed
+                    total.failed += outcome.failed
+                    total.skipped += outcome.skipped
+                    if outcome.failed:
+                        problems.append(name)
     finally:
         if embedded:
             embedded.stop()

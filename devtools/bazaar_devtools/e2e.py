@@ -3,7 +3,13 @@
 One platform per test session (starting it costs ~20-40 s): the gateway, every service's web
 instance and Celery worker, on free ports, with their own databases (PostgreSQL when
 ``DATABASE_URL`` points at a server, else SQLite files in a temporary folder), Redis from
-``REDIS_URL`` (else embedded) and a separate embedded broker that a test can stop and start.
+``REDIS_URL`` (else embedded) and a separate broker that a test can stop and start, chosen by
+``E2E_BROKER``:
+
+* ``redis`` (default): an embedded redis-server of the run's own; ``stop()`` ends the process.
+* ``rabbitmq``: a virtual host of the run's own on the machine's RabbitMQ (127.0.0.1:5672), created
+  and deleted with ``rabbitmqctl``, reached through a :class:`~bazaar_devtools.faults.FaultProxy`;
+  ``stop()`` resets every connection and refuses new ones, as a broker that went down would.
 
 Tests that kill or add instances must leave one healthy instance of every service behind them
 (``platform.ensure_one_instance_each()`` does that).
@@ -29,10 +35,13 @@ from bazaar_devtools.platform import (
     Platform,
     PlatformConfig,
     Proc,
+    RabbitVhost,
     database_base_name,
     free_port,
     with_database_name,
 )
+
+BROKERS = ("redis", "rabbitmq")
 
 # Short discovery timings so that tests about instances coming and going run in seconds.
 E2E_ENV = {
@@ -54,10 +63,55 @@ E2E_ENV = {
 }
 
 
+class EmbeddedRedisBroker(EmbeddedRedis):
+    kind = "redis"
+
+    def close(self) -> None:
+        self.stop()
+
+
+class RabbitBroker:
+    """RabbitMQ for one run: its own vhost, behind a fault proxy that plays the outage."""
+
+    kind = "rabbitmq"
+
+    def __init__(self) -> None:
+        from bazaar_devtools.faults import FaultProxy
+
+        self.vhost = RabbitVhost(f"bazaar_e2e_{uuid.uuid4().hex[:10]}").create()
+        self.proxy = FaultProxy.for_url(self.vhost.url)
+        self.url = self.proxy.url_for(self.vhost.url)
+
+    def start(self) -> RabbitBroker:
+        self.proxy.heal()
+        return self
+
+    def stop(self) -> None:
+        self.proxy.refuse()
+
+    def close(self) -> None:
+        self.proxy.close()
+        self.vhost.delete()
+
+
+Broker = EmbeddedRedisBroker | RabbitBroker
+
+
+def e2e_broker(directory: Any, tag: str | None = None) -> Broker:
+    """The broker named by ``E2E_BROKER`` (``redis`` or ``rabbitmq``), started; ``tag`` marks an
+    embedded redis-server as the platform's (its watchdog ends it with the platform)."""
+    kind = os.environ.get("E2E_BROKER", "redis").strip().lower() or "redis"
+    if kind not in BROKERS:
+        raise ValueError(f"E2E_BROKER must be one of {', '.join(BROKERS)}, got {kind!r}")
+    if kind == "rabbitmq":
+        return RabbitBroker()
+    return EmbeddedRedisBroker(directory=directory, tag=tag).start()
+
+
 class E2EPlatform:
     """What a test uses to drive the running platform."""
 
-    def __init__(self, platform: Platform, broker: EmbeddedRedis) -> None:
+    def __init__(self, platform: Platform, broker: Broker) -> None:
         self.platform = platform
         self.broker = broker
         self.gateway_url = f"http://127.0.0.1:{platform.config.gateway_port}"

@@ -15,7 +15,8 @@ Configuration, all optional (the embedded defaults need nothing but Python):
 ``DATABASE_URL``       a PostgreSQL URL whose database name is a prefix: each service gets
                        ``<name>_<service>`` (created when missing). Unset: one SQLite file per service.
 ``REDIS_URL``          Redis for discovery, caches and rate limits. Unset: an embedded redis-server.
-``CELERY_BROKER_URL``  the message broker; defaults to ``REDIS_URL``.
+``CELERY_BROKER_URL``  the message broker; defaults to ``REDIS_URL``. RabbitMQ works too:
+                       ``amqp://guest:guest@127.0.0.1:5672/bazaar`` (create the vhost first).
 ``GATEWAY_PORT``       default 8000. Services get ports from ``BAZAAR_PORT_BASE`` (default 8100).
 ``SERVICE_REPLICAS``   e.g. ``catalog=3,orders=2``: instances per service (default 1 each).
 =====================  ===========================================================================
@@ -173,6 +174,46 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process = None
+
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class RabbitVhost:
+    """A virtual host of its own on a RabbitMQ server, so that parallel runs never share a queue.
+
+    Created and deleted with ``rabbitmqctl`` (the server's own CLI; no management plugin needed).
+    """
+
+    def __init__(self, name: str, *, server_url: str = RABBITMQ_URL) -> None:
+        self.name = name
+        self.server_url = server_url.rstrip("/") + "/"
+
+    @property
+    def url(self) -> str:
+        return f"{self.server_url}{self.name}"
+
+    @staticmethod
+    def available() -> bool:
+        """A RabbitMQ server answers ``rabbitmqctl`` on this machine."""
+        if shutil.which("rabbitmqctl") is None:
+            return False
+        return subprocess.run(["rabbitmqctl", "-q", "status"], capture_output=True, timeout=30).returncode == 0
+
+    def create(self) -> RabbitVhost:
+        user = urlsplit(self.server_url).username or "guest"
+        _rabbitmqctl("add_vhost", self.name)
+        _rabbitmqctl("set_permissions", "-p", self.name, user, ".*", ".*", ".*")
+        return self
+
+    def delete(self) -> None:
+        _rabbitmqctl("delete_vhost", self.name, check=False)
+
+
+def _rabbitmqctl(*args: str, check: bool = True) -> None:
+    result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr or result.stdout}")
 
 
 def with_database_name(url: str, name: str) -> str:

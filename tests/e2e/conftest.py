@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from bazaar_devtools.e2e import E2EPlatform, e2e_config
-from bazaar_devtools.platform import EmbeddedRedis, Platform, drop_postgres_database
+from bazaar_devtools.e2e import E2EPlatform, e2e_broker, e2e_config
+from bazaar_devtools.platform import Platform, drop_postgres_database
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EPlatform]:
     running = Platform(config)
     # Whatever happens to this test run (even SIGKILL), its platform does not outlive it.
     running.start_watchdog()
-    broker = EmbeddedRedis(directory=config.var_dir / "broker", tag=running.tag).start()
+    broker = e2e_broker(config.var_dir / "broker", tag=running.tag)
     config.broker_url = broker.url
     running.broker_url = broker.url
     try:
@@ -31,7 +31,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2EPlatform]:
         yield E2EPlatform(running, broker)
     finally:
         running.shutdown()
-        broker.stop()
+        broker.close()
         for url in databases:
             drop_postgres_database(url)
 
