@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROJECTS := common auth_service catalog_service order_service profile_service gateway devtools
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down test lint format instance bench bench-gateway load chart-check lock clean soak
+.PHONY: help install up down test lint format instance bench bench-gateway bench-broker load chart-check lock clean soak
 
 help:
 	@echo "make up             run the whole platform (gateway on http://127.0.0.1:8000)"
@@ -14,6 +14,7 @@ help:
 	@echo "make instance SERVICE=catalog   one more instance of a service into the running platform"
 	@echo "make bench          whole-platform benchmark: reads, checkout, sign-in (needs DATABASE_URL=postgres://…)"
 	@echo "make bench-gateway  gateway throughput/latency benchmark"
+	@echo "make bench-broker   Redis vs RabbitMQ: checkout throughput, reserve latency, redelivery, outage"
 	@echo "make load           Locust load test against a running platform (make up first)"
 	@echo "make chart-check    lint, render and validate the Helm chart"
 	@echo "make soak           5-minute consistency soak: a random instance or worker killed every minute"
@@ -61,6 +62,9 @@ bench: install
 
 bench-gateway: install
 	$(BIN)/python -m bazaar_devtools.bench_gateway
+
+bench-broker: install
+	$(BIN)/python -m bazaar_devtools.bench_broker
 
 load: install
 	$(BIN)/locust -f devtools/locustfile.py --headless --host http://127.0.0.1:$${GATEWAY_PORT:-8000} \

@@ -296,14 +296,15 @@ def test_a_sigkilled_workers_messages_are_redelivered_within_seconds(platform):
         platform.stop_instance(worker, signal.SIGTERM)
     try:
         doomed = platform.platform.start_worker("catalog", beat=True, pool="prefork")  # children to freeze
-        wait_for(lambda: _logged(doomed, "Connected to"), 30, "the new worker to connect to the broker")
+        since = doomed.log_path.stat().st_size  # the log file is shared with earlier workers
+        wait_for(lambda: _logged(doomed, "Connected to", since), 30, "the new worker to connect to the broker")
         # Its pool processes freeze: the main process takes the message, no task ever finishes it.
         for child in psutil.Process(doomed.popen.pid).children():
             child.send_signal(signal.SIGSTOP)
         response = _checkout(platform, token, product_id)
         assert response.status_code == 202, response.text
         order_id = response.json()["id"]
-        wait_for(lambda: _logged(doomed, "catalog.reserve_stock["), 20, "the doomed worker to take the message")
+        wait_for(lambda: _logged(doomed, order_id, since), 20, "the doomed worker to take the message")
         platform.kill_instance(doomed)  # SIGKILL to the whole group: nothing is acknowledged
         killed_at = time.monotonic()
         platform.platform.start_worker("catalog", beat=True)
@@ -323,5 +324,8 @@ def test_a_sigkilled_workers_messages_are_redelivered_within_seconds(platform):
         assert _orders_in_db(platform, [order_id]) == {order_id: "reserved"}
 
 
-def _logged(worker, text: str) -> bool:
-    return worker.log_path is not None and text in worker.log_path.read_text(errors="replace")
+def _logged(worker, text: str, since: int) -> bool:
+    """``text`` in what ``worker`` logged (its log file from byte ``since`` on)."""
+    with worker.log_path.open("rb") as log:
+        log.seek(since)
+        return text.encode() in log.read()
