@@ -118,7 +118,7 @@ def redelivery(platform: E2EPlatform) -> float:
     _, token = platform.register_customer()
     for worker in platform.workers("catalog"):
         platform.stop_instance(worker, signal.SIGTERM)
-    doomed = platform.platform.start_worker("catalog", beat=True)
+    doomed = platform.platform.start_worker("catalog", beat=True, pool="prefork")  # children to freeze
     log = doomed.log_path
     since = log.stat().st_size  # the log file is shared with the workers before it
 

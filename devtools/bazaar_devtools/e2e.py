@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import redis
 import requests
 
 from bazaar_common.demo import DEMO_PASSWORD
@@ -66,6 +67,10 @@ E2E_ENV = {
 class EmbeddedRedisBroker(EmbeddedRedis):
     kind = "redis"
 
+    def purge(self) -> None:
+        """Lose every queued and unacknowledged message (a restart without persistence)."""
+        redis.Redis.from_url(self.url).flushall()
+
     def close(self) -> None:
         self.stop()
 
@@ -88,6 +93,10 @@ class RabbitBroker:
 
     def stop(self) -> None:
         self.proxy.refuse()
+
+    def purge(self) -> None:
+        """Lose every queued message (what a broker restarted without its data would have)."""
+        self.vhost.purge()
 
     def close(self) -> None:
         self.proxy.close()

@@ -209,6 +209,15 @@ class RabbitVhost:
     def delete(self) -> None:
         _rabbitmqctl("delete_vhost", self.name, check=False)
 
+    def purge(self) -> None:
+        """Empty every queue of the vhost."""
+        listed = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "-p", self.name, "--no-table-headers", "name"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        for queue in listed.stdout.split():
+            _rabbitmqctl("purge_queue", "-p", self.name, queue)
+
 
 def _rabbitmqctl(*args: str, check: bool = True) -> None:
     result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
