@@ -132,7 +132,7 @@ def redelivery(platform: E2EPlatform) -> float:
         child.send_signal(signal.SIGSTOP)
     response = _checkout(platform, requests.Session(), token, product_id)
     order_id = response.json()["id"]
-    wait_for(lambda: logged(order_id), 30, "the worker to take it")
+    wait_for(lambda: logged("catalog.reserve_stock["), 30, "the worker to take it")
     platform.kill_instance(doomed)
     killed = time.monotonic()
     platform.platform.start_worker("catalog", beat=True)

@@ -123,7 +123,7 @@ def test_registry_emptied_under_a_get_stream_fails_no_get(platform):
         time.sleep(4.0)
 
     assert stream.failures == []
-    assert len(stream.statuses) > 50
+    assert len(stream.statuses) > 20  # the stream really ran through the outage
     # and every instance is back in the registry by itself, at once
     wait_for(lambda: platform.registry.lookup("catalog"), 3, "catalog to re-register")
 
@@ -304,7 +304,7 @@ def test_a_sigkilled_workers_messages_are_redelivered_within_seconds(platform):
         response = _checkout(platform, token, product_id)
         assert response.status_code == 202, response.text
         order_id = response.json()["id"]
-        wait_for(lambda: _logged(doomed, order_id, since), 20, "the doomed worker to take the message")
+        wait_for(lambda: _logged(doomed, "catalog.reserve_stock[", since), 30, "the doomed worker to take the message")
         platform.kill_instance(doomed)  # SIGKILL to the whole group: nothing is acknowledged
         killed_at = time.monotonic()
         platform.platform.start_worker("catalog", beat=True)
