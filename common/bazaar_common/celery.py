@@ -50,9 +50,9 @@ from celery.signals import worker_init, worker_ready, worker_shutdown
 from celery.worker.consumer import Consumer
 from kombu.transport import redis as kombu_redis
 
-logger = logging.getLogger(__name__)
-
 from bazaar_common.metrics import prepare_multiprocess
+
+logger = logging.getLogger(__name__)
 
 # How often a consumer tries the broker again while it is away (kombu's default grows 2, 4, 6 …
 # up to 30 s, so a worker came back up to half a minute after the broker did).
