@@ -6,14 +6,25 @@ at the exact input that was wrong. Faults of a dependency are 503/504 with ``Ret
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -96,6 +107,36 @@ Conflict = domain.Conflict
 Unprocessable = domain.Unprocessable
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "too_large"
+
+
+def client_fault_exception(exc: BaseException) -> exceptions.APIException | None:
+    """What the client sent made Django (or the JSON decoder) give up: the 4xx to answer, naming
+    the limit. Django raises these as SuspiciousOperation subclasses, which DRF does not know and
+    which would otherwise end as a 500 (or, in development, as the debug page)."""
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return PayloadTooLarge(f"Request body larger than {limit} bytes (the limit).")
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return exceptions.ParseError(f"More than {limit} query parameters or form fields (the limit).")
+    if isinstance(exc, DisallowedHost):
+        return exceptions.ParseError("The Host header names a host this service does not serve.")
+    if isinstance(exc, SuspiciousOperation):
+        return exceptions.ParseError("The request is malformed.")
+    if isinstance(exc, RecursionError):
+        return exceptions.ParseError("The request nests too deeply.")
+    if isinstance(exc, (DataError, OverflowError)):
+        # A number beyond what the database column holds (an id past the bigint range in a URL).
+        return exceptions.ParseError("A value in the request is out of range.")
+    if isinstance(exc, UnicodeDecodeError):
+        return exceptions.ParseError("The request is not valid UTF-8.")
+    return None
+
+
 def domain_error_status(exc: domain.DomainError) -> int:
     for kind in type(exc).__mro__:
         if kind in DOMAIN_STATUS:
@@ -168,6 +209,7 @@ def flatten_field_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, reshaped into problem details."""
+    exc = client_fault_exception(exc) or exc
     if isinstance(exc, domain.DomainError):
         return domain_error_response(exc)
     if is_database_fault(exc):
@@ -232,8 +274,18 @@ class JsonErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Checked here, outside every other middleware: a bad Host raised further in would end as
+        # Django's HTML 400 (the debug page in development, with the settings in it).
+        try:
+            request.get_host()
+        except DisallowedHost:
+            return problem_response(
+                400,
+                "The Host header names a host this service does not serve.",
+                errors=[{"field": "Host", "reason": "not in ALLOWED_HOSTS"}],
+            )
         response = self.get_response(request)
-        if response.status_code in (404, 405, 400, 403, 500) and self._wants_json(request, response):
+        if self._wants_json(request, response):
             return problem_response(response.status_code)
         return response
 
@@ -241,6 +293,9 @@ class JsonErrorMiddleware:
         if is_database_fault(exception):  # the admin's pages too: a blip is not a crash
             logger.warning("database unavailable", extra={"path": request.path, "error": str(exception)[:300]})
             return database_unavailable_response()
+        client_fault = client_fault_exception(exception)
+        if client_fault is not None:  # the admin's too: a client's limit is never a crash
+            return problem_response(client_fault.status_code, str(client_fault.detail))
         if self._is_admin(request):
             return None
         if isinstance(exception, domain.DomainError):
@@ -260,10 +315,38 @@ class JsonErrorMiddleware:
         return request.path.startswith("/admin") or request.path.startswith("/dashboard")
 
     def _wants_json(self, request: HttpRequest, response: HttpResponse) -> bool:
-        if self._is_admin(request):
+        """HTML error pages become problems; the admin keeps its 404/403 pages (for people), but
+        a 400 or a 5xx is a problem everywhere (in development those are the debug page)."""
+        status_code = response.status_code
+        if status_code < 400 or not response.get("Content-Type", "").startswith(("text/html", "text/plain")):
             return False
-        content_type = response.get("Content-Type", "")
-        return content_type.startswith("text/html")
+        if self._is_admin(request):
+            return status_code == 400 or status_code >= 500
+        return True
+
+
+class MaskingExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Masks every setting that can hold a credential in error reports (Sentry, mail, logs):
+    Django's default list misses ``SERVICE_CREDENTIALS`` and URLs with passwords in them."""
+
+    hidden_settings = re.compile(
+        "API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|CREDENTIAL|DSN|URL|AUTHORIZATION", flags=re.IGNORECASE
+    )
+
+
+class ProblemExceptionReporter(ExceptionReporter):
+    """Django's debug page, replaced: even with ``DEBUG`` on, an error shows no traceback, no
+    settings and no environment to whoever sent the request (development ports get exposed by
+    mistake). The traceback goes to the log, as in production."""
+
+    def _problem_text(self) -> str:
+        return json.dumps(problem_body(500, "An unexpected error occurred; it has been logged."))
+
+    def get_traceback_html(self) -> str:
+        return self._problem_text()
+
+    def get_traceback_text(self) -> str:
+        return self._problem_text()
 
 
 def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

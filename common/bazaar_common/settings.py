@@ -163,6 +163,10 @@ def build_settings(*, service: str, package: str, apps: list[str], db_conn_max_a
         ],
         "MIDDLEWARE": [
             "bazaar_common.request_id.RequestIdMiddleware",
+            # Outside the rest, so that what they raise (a bad Host, a body over the limit) and
+            # every HTML error page ends as a problem+json body.
+            "bazaar_common.errors.JsonErrorMiddleware",
+            "bazaar_common.headers.PrivateNoStoreMiddleware",
             "django_prometheus.middleware.PrometheusBeforeMiddleware",
             "django.middleware.security.SecurityMiddleware",
             "django.middleware.common.CommonMiddleware",
@@ -170,7 +174,6 @@ def build_settings(*, service: str, package: str, apps: list[str], db_conn_max_a
             # API requests skip them (see bazaar_common.middleware, ADMIN_MIDDLEWARE below).
             "bazaar_common.middleware.AdminStackMiddleware",
             "django.middleware.clickjacking.XFrameOptionsMiddleware",
-            "bazaar_common.errors.JsonErrorMiddleware",
             "django_prometheus.middleware.PrometheusAfterMiddleware",
         ],
         "ADMIN_MIDDLEWARE": list(ADMIN_MIDDLEWARE),
@@ -230,7 +233,7 @@ def build_settings(*, service: str, package: str, apps: list[str], db_conn_max_a
             "DEFAULT_AUTHENTICATION_CLASSES": ["bazaar_common.auth.authentication.JWTAuthentication"],
             "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
             "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-            "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+            "DEFAULT_PARSER_CLASSES": ["bazaar_common.parsers.BoundedJSONParser"],
             "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
             "DEFAULT_PAGINATION_CLASS": "bazaar_common.pagination.BazaarPagination",
             "PAGE_SIZE": 20,
@@ -254,6 +257,10 @@ def build_settings(*, service: str, package: str, apps: list[str], db_conn_max_a
         "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None,
         "X_FRAME_OPTIONS": "DENY",
         "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024),
+        "API_JSON_MAX_DEPTH": env_int("API_JSON_MAX_DEPTH", 32),
+        # Error reports never carry a credential, and development mode shows no debug page.
+        "DEFAULT_EXCEPTION_REPORTER_FILTER": "bazaar_common.errors.MaskingExceptionReporterFilter",
+        "DEFAULT_EXCEPTION_REPORTER": "bazaar_common.errors.ProblemExceptionReporter",
         "DISCOVERY_TTL_SECONDS": env_float("DISCOVERY_TTL_SECONDS", 6.0),
         "DISCOVERY_HEARTBEAT_SECONDS": env_float("DISCOVERY_HEARTBEAT_SECONDS", 2.0),
         # Delivery of messages to their consumer (see bazaar_common.outbox.services): the first

@@ -4,8 +4,14 @@ Counters are per account (a hash of the normalised email, whether or not it has 
 429 tells nothing about existence) and per client address. Each counter is created with its window
 as TTL and incremented in one MULTI/EXEC, so concurrent instances never lose an increment and a
 counter can never be left without expiry. When a counter reaches its limit the caller gets 429 with
-``Retry-After`` = the seconds left in that window. Redis being away fails closed (503): without the
-counters there would be no limit at all.
+``Retry-After`` = the seconds left in that window. For people's passwords Redis being away fails
+closed (503): without the counters there would be no limit at all. The service-token exchange fails
+open instead: its secrets are long random strings no one guesses within an outage, and every
+service depends on getting its token.
+
+Each limiter has its own scope, so a brute force against user sign-in from an address never
+throttles the service-token exchange from that address (in development every service calls auth
+from 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ class AttemptLimiter:
     per_account: int
     per_address: int
     window_seconds: int
+    # True: a Redis outage lets the attempt through (logged) instead of refusing it.
+    fail_open: bool = False
 
     def _keys(self, account: str | None, address: str | None) -> list[tuple[str, int]]:
         prefix = f"bazaar:auth:abuse:{self.scope}"
@@ -76,6 +84,8 @@ class AttemptLimiter:
             replies = pipe.execute()
         except redis.RedisError as exc:
             logger.error("abuse counter update failed", extra={"scope": self.scope, "error": str(exc)})
+            if self.fail_open:
+                return
             raise ServiceUnavailable("This is temporarily unavailable; retry later.", retry_after=5) from exc
         for index, (_key, limit) in enumerate(keys):
             count, ttl = replies[3 * index + 1], replies[3 * index + 2]
@@ -121,4 +131,20 @@ def password_check_limiter() -> AttemptLimiter:
         per_account=settings.LOGIN_MAX_FAILURES_PER_ACCOUNT,
         per_address=settings.LOGIN_MAX_FAILURES_PER_ADDRESS,
         window_seconds=settings.LOGIN_FAILURE_WINDOW_SECONDS,
+    )
+
+
+def service_token_limiter() -> AttemptLimiter:
+    """Failed service-token exchanges, per client id *at* an address and per address.
+
+    Keying the client-id counter by address too means a stranger guessing secrets for ``orders``
+    from elsewhere cannot lock the real orders service out; user sign-in failures are counted in
+    another scope and never reach these counters.
+    """
+    return AttemptLimiter(
+        scope="service-token",
+        per_account=settings.SERVICE_TOKEN_MAX_FAILURES_PER_CLIENT,
+        per_address=settings.SERVICE_TOKEN_MAX_FAILURES_PER_ADDRESS,
+        window_seconds=settings.SERVICE_TOKEN_FAILURE_WINDOW_SECONDS,
+        fail_open=True,
     )

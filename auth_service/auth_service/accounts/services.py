@@ -370,16 +370,16 @@ def _service_credentials() -> dict[str, list[str]]:
 
 def service_token_issue(*, client_id: str, client_secret: str, client_ip: str) -> tuple[str, int]:
     """A short-lived access token with role ``service`` for a service's own credential."""
-    limiter = abuse.login_limiter()
-    # Only the address is limited: a per-client-id lock would let anyone lock a service out.
-    limiter.attempt(account=None, address=client_ip)
+    limiter = abuse.service_token_limiter()
+    client_at_address = f"{client_id}@{client_ip}"
+    limiter.attempt(account=client_at_address, address=client_ip)
     accepted = _service_credentials().get(client_id) or ["\0"]
     # compare_digest against every accepted secret (no early exit), and against a dummy for an
     # unknown client id, so the time taken tells nothing.
     matches = [hmac.compare_digest(secret.encode(), client_secret.encode()) for secret in accepted]
     if client_id not in _service_credentials() or not any(matches):
         raise exceptions.AuthenticationFailed("Unknown service credentials.")
-    limiter.forgive(account=None, address=client_ip)
+    limiter.forgive(account=client_at_address, address=client_ip)
     return str(service_access_token(client_id)), settings.SERVICE_TOKEN_LIFETIME_SECONDS
 
 

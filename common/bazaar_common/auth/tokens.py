@@ -127,6 +127,12 @@ def verify_access_token(token: str, *, keyset: KeySet | None = None) -> Principa
         raise InvalidToken("Token is invalid: Invalid issuer")
     if claims.get("token_type") != "access":
         raise InvalidToken("Not an access token.")
+    # PyJWT accepts a numeric *string* exp/iat (it calls int() on them); everything after
+    # verification compares them as numbers, so a string would crash a caller instead of failing here.
+    for name in ("exp", "iat"):
+        value = claims.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidToken(f"Token claim '{name}' must be a number.")
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise InvalidToken("Token subject is malformed.")

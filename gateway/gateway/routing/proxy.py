@@ -127,7 +127,7 @@ class GatewayApplication:
             return self._problem(start_response, environ, 404, "Not found.", request_id=None)
         route = routing.match(environ["REQUEST_METHOD"], path, self.routes)
         if route is None:
-            return self.django_app(environ, start_response)
+            return self.django_app(environ, self._with_security_headers(start_response))
         if self._traced:
             return self._traced_proxy(route, path, environ, start_response)
         return self.proxy(route, path, environ, start_response)
@@ -373,6 +373,23 @@ class GatewayApplication:
         if host:
             headers["x-forwarded-host"] = host
         return headers
+
+    def _with_security_headers(self, start_response: StartResponse) -> StartResponse:
+        """The gateway's own Django answers (its 404s, health, docs, admin) carry the security
+        headers too. HTML pages (the admin, the API docs) keep their own scripts and styles, so
+        they get every header but the API's ``default-src 'none'`` policy."""
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            present = {name.lower() for name, _ in headers}
+            html = any(name.lower() == "content-type" and value.startswith("text/html") for name, value in headers)
+            for name, value in self.security_headers:
+                lower = name.lower()
+                if lower in present or (html and lower == "content-security-policy"):
+                    continue
+                headers.append((name, value))
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        return start
 
     def _response_headers(self, upstream: Any) -> list[tuple[str, str]]:
         headers: list[tuple[str, str]] = []

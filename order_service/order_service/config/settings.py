@@ -18,6 +18,11 @@ ORDER_PENDING_TIMEOUT_SECONDS = env_int("ORDER_PENDING_TIMEOUT_SECONDS", 60 * 60
 # stock the catalog already gave back; our expiry releases it first.
 CATALOG_RESERVATION_SECONDS = env_int("CATALOG_RESERVATION_SECONDS", 2 * ORDER_PAYMENT_TIMEOUT_SECONDS + 300)
 ORDER_EXPIRY_INTERVAL_SECONDS = env_int("ORDER_EXPIRY_INTERVAL_SECONDS", 60)
+# Business limits (orders/limits.py): units per line and per order, unpaid units per customer
+# per product (anti-scalping).
+ORDER_MAX_LINE_QUANTITY = env_int("ORDER_MAX_LINE_QUANTITY", 1000)
+ORDER_MAX_UNITS = env_int("ORDER_MAX_UNITS", 5000)
+ORDER_MAX_UNPAID_UNITS_PER_PRODUCT = env_int("ORDER_MAX_UNPAID_UNITS_PER_PRODUCT", 1000)
 MERCHANT_IDS_CACHE_SECONDS = env_int("MERCHANT_IDS_CACHE_SECONDS", 60)
 PAYMENT_PROVIDER_CLASS = env("PAYMENT_PROVIDER_CLASS", "order_service.orders.payments.SimulatedPaymentProvider")
 PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", "EUR")

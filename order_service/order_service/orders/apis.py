@@ -10,6 +10,7 @@ import hashlib
 import json
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -28,13 +29,14 @@ from bazaar_common.auth.permissions import IsCustomer, IsService, roles_required
 from bazaar_common.auth.tokens import ROLE_ADMIN, ROLE_CUSTOMER, ROLE_MERCHANT, ROLE_SUPPORT
 from bazaar_common.drf import StrictSerializer, caller_id
 from bazaar_common.errors import problem_body
+from bazaar_common.fields import IdField
 from bazaar_common.pagination import BazaarPagination
 from order_service.orders import selectors, services
 from order_service.orders.models import Order, OrderStatus
 from order_service.orders.payments import TEST_TOKENS
 from order_service.orders.permissions import OrderViewer, order_viewer_for
 
-MAX_QUANTITY = 1000
+MAX_QUANTITY = settings.ORDER_MAX_LINE_QUANTITY
 MAX_LINES = 100
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -45,7 +47,7 @@ DeliveryRole = roles_required(ROLE_SUPPORT, ROLE_ADMIN)
 
 
 class LineInputSerializer(StrictSerializer):
-    product_id = serializers.IntegerField(min_value=1)
+    product_id = IdField()
     quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
 
 

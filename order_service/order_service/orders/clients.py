@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from rest_framework.exceptions import ValidationError
 
 from bazaar_common.errors import ServiceUnavailable
 from bazaar_common.http import service_client
@@ -52,6 +53,9 @@ def catalog_products(*, product_ids: Iterable[int]) -> ProductLookup:
     response = service_client().request(
         CATALOG, "GET", "/internal/v1/catalog/products", query={"ids": ",".join(map(str, ids))}
     )
+    if response.status == 400:
+        # The catalog refused the ids themselves: that is what the client sent, not an outage.
+        raise ValidationError({"product_id": [f"The catalog refused these product ids: {','.join(map(str, ids))}."]})
     if response.status != 200:
         raise _unexpected(CATALOG, response.status)
     try:

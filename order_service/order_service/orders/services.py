@@ -23,7 +23,7 @@ from bazaar_common import contracts
 from bazaar_common.domain import InvalidInput, NotFound
 from bazaar_common.errors import Conflict, GatewayTimeout, Unprocessable
 from bazaar_common.outbox.services import outbox_enqueue
-from order_service.orders import clients
+from order_service.orders import clients, limits
 from order_service.orders.models import (
     Cart,
     CartItem,
@@ -79,6 +79,7 @@ def cart_item_add(*, customer_id: str, product_id: int, quantity: int) -> Cart:
             CartItem.objects.create(cart=cart, product_id=product_id, quantity=quantity)
         else:
             item.quantity += quantity
+            limits.line_quantity_check(item.quantity, field="quantity")
             item.save(update_fields=["quantity"])
         cart.save(update_fields=["updated_at"])
     return cart
@@ -181,7 +182,10 @@ def order_checkout(
         if existing is not None:
             return CheckoutResult(order=existing, replayed=True)
     lines, source = _requested_lines(customer_id=customer_id, items=items)
+    limits.order_lines_check(lines, source=source)
+    limits.unpaid_holds_check(customer_id=customer_id, lines=lines)
     priced = _priced_lines(lines, source=source)
+    limits.order_total_check(priced, source=source)
     if shipping_address is None:
         shipping_address = clients.profiles_default_shipping_address(user_id=customer_id)
     try:
