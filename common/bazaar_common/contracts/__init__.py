@@ -7,21 +7,3 @@
 """
 
 from bazaar_common.contracts.messages import *  # noqa: F403
-
-# ``messages.__all__`` lists the classes only; its constants belong to the flat API as well.
-from bazaar_common.contracts.messages import (  # noqa: E402
-    QUEUE_AUTH,
-    QUEUE_CATALOG,
-    QUEUE_ORDERS,
-    QUEUE_PROFILES,
-    SAGA_MESSAGES,
-)
-
-__all__ = [  # noqa: F405
-    *messages.__all__,  # noqa: F405
-    "QUEUE_AUTH",
-    "QUEUE_CATALOG",
-    "QUEUE_ORDERS",
-    "QUEUE_PROFILES",
-    "SAGA_MESSAGES",
-]
