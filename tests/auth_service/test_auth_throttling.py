@@ -155,3 +155,44 @@ def test_redis_down_fails_closed(api_client, settings):
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     abuse._clients.clear()
+
+
+SERVICE_TOKEN = "/internal/v1/auth/service-token"
+
+
+def _exchange(client, client_id, secret, address):
+    body = {"client_id": client_id, "client_secret": secret}
+    return client.post(SERVICE_TOKEN, body, format="json", REMOTE_ADDR=address)
+
+
+def test_sign_in_failures_from_an_address_never_throttle_its_service_token_exchange(api_client, limits):
+    limits.SERVICE_CREDENTIALS = "orders:orders-secret"
+    # Given an address whose user sign-ins are throttled
+    for _ in range(6):
+        _login(api_client, "nobody@example.com", "guess-guess-guess", REMOTE_ADDR="203.0.113.5")
+    assert _login(api_client, "other@example.com", "guess", REMOTE_ADDR="203.0.113.5").status_code == 429
+    # Then a service at that address still gets its token
+    assert _exchange(api_client, "orders", "orders-secret", "203.0.113.5").status_code == 200
+
+
+def test_the_exchange_limits_failures_per_client_id_at_an_address_only(api_client, limits):
+    limits.SERVICE_CREDENTIALS = "orders:orders-secret"
+    limits.SERVICE_TOKEN_MAX_FAILURES_PER_CLIENT = 3
+    for _ in range(3):
+        assert _exchange(api_client, "orders", "guess", "203.0.113.9").status_code == 401
+    # The guesser is locked out, even with the right secret...
+    locked = _exchange(api_client, "orders", "orders-secret", "203.0.113.9")
+    assert locked.status_code == 429
+    assert int(locked["Retry-After"]) >= 1
+    # ...but the real service elsewhere is not.
+    assert _exchange(api_client, "orders", "orders-secret", "198.51.100.20").status_code == 200
+
+
+def test_with_redis_away_the_exchange_still_issues_tokens_but_sign_in_fails_closed(api_client, limits):
+    limits.SERVICE_CREDENTIALS = "orders:orders-secret"
+    limits.ABUSE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    assert _exchange(api_client, "orders", "orders-secret", "198.51.100.30").status_code == 200
+    assert _exchange(api_client, "orders", "wrong", "198.51.100.30").status_code == 401
+    refused = _login(api_client, "someone@example.com", "whatever", REMOTE_ADDR="198.51.100.30")
+    assert refused.status_code == 503
+    assert refused["Retry-After"]

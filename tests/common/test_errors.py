@@ -154,3 +154,30 @@ def test_other_database_errors_are_still_500():
     assert is_database_fault(IntegrityError("duplicate key")) is False
     assert is_database_fault(OperationalError("too many clients")) is True
     assert json_500(RequestFactory().get("/x")).status_code == 500
+
+
+def test_error_reports_mask_credentials_and_urls(settings, rf):
+    from bazaar_common.errors import MaskingExceptionReporterFilter
+
+    settings.SERVICE_CREDENTIALS = "orders:orders-secret"
+    settings.REDIS_URL = "redis://:hunter2@cache:6379/0"
+    shown = MaskingExceptionReporterFilter().get_safe_settings()
+    assert shown["SERVICE_CREDENTIALS"] == MaskingExceptionReporterFilter.cleansed_substitute
+    assert shown["REDIS_URL"] == MaskingExceptionReporterFilter.cleansed_substitute
+
+
+def test_the_debug_page_shows_no_traceback_or_settings_even_with_debug_on(settings, rf):
+    import sys
+
+    from django.views.debug import technical_500_response
+
+    settings.DEBUG = True
+    settings.SERVICE_CREDENTIALS = "orders:orders-secret"
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        response = technical_500_response(rf.get("/admin/x", HTTP_ACCEPT="text/html"), *sys.exc_info())
+    text = response.content.decode()
+    assert "orders-secret" not in text
+    assert "Traceback" not in text
+    assert "boom" not in text

@@ -361,3 +361,10 @@ def test_a_local_source_is_re_read_at_once_on_an_unknown_kid():
 
     assert keyset.get("second") is not None
     assert source.fetches == 2
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat"])
+def test_a_signed_token_with_a_numeric_string_time_claim_is_refused(claim):
+    # PyJWT itself accepts "9999999999" (it calls int() on it); every caller then compares numbers.
+    token = testing.make_token(USER_ID, **{claim: str(int(time.time()) + (3600 if claim == "exp" else 0))})
+    rejects(token, f"'{claim}' must be a number")
