@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -170,3 +171,25 @@ def test_the_expiry_task_cancels_unpaid_orders_and_releases_their_stock(flow, ou
 
 def test_the_expiry_task_is_on_the_beat_schedule(settings):
     assert settings.CELERY_BEAT_SCHEDULE["orders-expire-unpaid"]["task"] == "orders.expire_unpaid"
+
+
+def test_merchants_see_an_opaque_buyer_and_customers_never_see_staff_ids(
+    flow, neighbours, client_as, customer, customer_id
+):
+    # Given a paid order whose line a merchant's staff member ships
+    neighbours.add_product(1, merchant_id=MERCHANT_A)
+    order_id = flow.place_paid([(1, 1)])
+    staff_member = "8a0f0a0a-0000-4000-8000-0000000000aa"
+    neighbours.merchants_of_user.update({staff_member: [MERCHANT_A]})
+    merchant_view = client_as(staff_member, ("merchant",)).post(f"/api/v1/orders/{order_id}/ship").json()
+
+    # Then the merchant sees a buyer reference, never the buyer's user id
+    assert merchant_view["customer_id"] is None
+    assert merchant_view["buyer_reference"].startswith("buyer_")
+    assert customer_id not in json.dumps(merchant_view)
+    assert merchant_view["timeline"][0]["actor"] == "customer"
+    # And the customer sees who acted by role, never the staff member's id
+    customer_view = customer.get(f"/api/v1/orders/{order_id}").json()
+    assert customer_view["buyer_reference"] == merchant_view["buyer_reference"]
+    assert customer_view["timeline"][-1]["actor"] == "staff"
+    assert staff_member not in json.dumps(customer_view)

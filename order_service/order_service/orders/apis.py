@@ -7,6 +7,7 @@ fields a client must not set (status, totals, prices, owner): a 400 naming the f
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -81,9 +82,32 @@ class OrderEventOutputSerializer(serializers.Serializer):
     kind = serializers.CharField()
     from_status = serializers.CharField()
     to_status = serializers.CharField()
-    actor = serializers.CharField()
+    actor = serializers.SerializerMethodField()
     reason = serializers.CharField()
     at = serializers.DateTimeField(source="created_at")
+
+    def get_actor(self, event: Any) -> str:
+        """Staff see who acted; a customer or merchant sees a role, never another person's id."""
+        viewer: OrderViewer | None = self.context.get("viewer")
+        if viewer is None or viewer.is_staff:
+            return event.actor
+        return public_actor(event.actor, viewer_id=viewer.user_id, customer_id=str(event.order.customer_id))
+
+
+def buyer_reference(customer_id: str) -> str:
+    """A stable, opaque name for a buyer (a merchant can tell repeat buyers apart), from which the
+    buyer's user id cannot be recovered without the service's secret."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"buyer:{customer_id}".encode(), hashlib.sha256)
+    return f"buyer_{digest.hexdigest()[:16]}"
+
+
+def public_actor(actor: str, *, viewer_id: str, customer_id: str) -> str:
+    """How a non-staff viewer sees who acted: themselves by id, anyone else by role."""
+    if actor == viewer_id or actor.startswith(("service:", "system:")):
+        return actor
+    if actor == customer_id:
+        return "customer"
+    return "staff"
 
 
 class TotalsOutputSerializer(serializers.Serializer):
@@ -98,14 +122,15 @@ class OrderOutputSerializer(serializers.Serializer):
 
     id = serializers.UUIDField()
     status = serializers.CharField()
-    customer_id = serializers.UUIDField()
+    customer_id = serializers.SerializerMethodField()
+    buyer_reference = serializers.SerializerMethodField()
     customer_email = serializers.SerializerMethodField()
     currency = serializers.CharField()
     lines = serializers.SerializerMethodField()
     totals = TotalsOutputSerializer(source="*")
     shipping_address = serializers.SerializerMethodField()
     rejection = serializers.SerializerMethodField()
-    timeline = OrderEventOutputSerializer(source="events", many=True)
+    timeline = serializers.SerializerMethodField()
     payment_due_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -117,6 +142,22 @@ class OrderOutputSerializer(serializers.Serializer):
 
     def _viewer(self) -> OrderViewer | None:
         return self.context.get("viewer")
+
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
+    def get_customer_id(self, order: Order) -> str | None:
+        """Null for a merchant: they see :meth:`get_buyer_reference` instead of the buyer's id."""
+        viewer = self._viewer()
+        if viewer is not None and not viewer.sees_whole_order(order):
+            return None
+        return str(order.customer_id)
+
+    @extend_schema_field(serializers.CharField())
+    def get_buyer_reference(self, order: Order) -> str:
+        return buyer_reference(str(order.customer_id))
+
+    @extend_schema_field(OrderEventOutputSerializer(many=True))
+    def get_timeline(self, order: Order) -> list[dict[str, Any]]:
+        return OrderEventOutputSerializer(order.events.all(), many=True, context=self.context).data
 
     @extend_schema_field(serializers.EmailField(allow_null=True))
     def get_customer_email(self, order: Order) -> str | None:
