@@ -207,6 +207,8 @@ def build_settings(*, service: str, package: str, apps: list[str], db_conn_max_a
             }
         },
         "REDIS_URL": redis_url(),
+        # Where auth writes each user's "not before" time and every service reads it.
+        "REVOCATION_REDIS_URL": env("REVOCATION_REDIS_URL", redis_url()),
         # What /readyz fails on (bazaar_common.health): what this service's traffic cannot do
         # without. Everything else checked only degrades.
         "READINESS_REQUIRED": tuple(env_list("READINESS_REQUIRED", ["database"])),

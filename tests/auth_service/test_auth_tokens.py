@@ -38,7 +38,7 @@ def test_login_returns_an_rs256_pair_with_the_platform_claims(api_client, settin
     header = jwt.get_unverified_header(pair["access"])
     assert header == {"alg": "RS256", "typ": "JWT", "kid": key_ring().current_kid}
     claims = jwt.decode(pair["access"], options={"verify_signature": False})
-    assert set(claims) == {"sub", "roles", "email", "iss", "aud", "exp", "iat", "jti", "token_type"}
+    assert set(claims) == {"sub", "roles", "email", "iss", "aud", "exp", "iat", "iat_ms", "jti", "token_type"}
     assert claims["sub"] == str(user.pk)
     assert claims["roles"] == ["customer", "merchant"]
     assert claims["email"] == "erin@example.com"

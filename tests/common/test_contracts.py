@@ -24,6 +24,7 @@ SAMPLES: list[c.Message] = [
     c.UserRegistered(user_id="u-1", email="ada@example.com"),
     c.UserErased(user_id="u-1"),
     c.PasswordResetMail(user_id="u-1"),
+    c.SessionsRevoked(user_id="u-1", not_before_ms=1_764_000_000_000, reason="deactivated"),
     c.MessageAck(message_id="m-1", task="catalog.reserve_stock", outcome=c.AckOutcome.HANDLED),
 ]
 

@@ -253,6 +253,19 @@ class UserDeactivateApi(APIView):
         return _user_response(services.user_deactivate(user=user))
 
 
+class UserSignOutEverywhereApi(APIView):
+    """Admins: end every session of a user at once (refresh tokens and access tokens alike)."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=None, responses={204: None}, tags=["auth-admin"])
+    def post(self, request: Request, user_id: str) -> Response:
+        if selectors.user_get(user_id=user_id) is None:
+            return problem_response(404, "No such user.")
+        services.user_sign_out_everywhere(user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class RolesOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     roles = serializers.ListField(child=serializers.CharField())

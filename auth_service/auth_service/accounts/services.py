@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import make_password
@@ -28,6 +29,7 @@ from auth_service.accounts import abuse
 from auth_service.accounts.models import ROLE_ADMIN, ROLE_CUSTOMER, SpentRefreshToken, User, email_normalize
 from auth_service.accounts.tokens import BazaarRefreshToken, refresh_token_for, service_access_token
 from bazaar_common import contracts
+from bazaar_common.auth import revocation
 from bazaar_common.auth.admin_backend import StaffIdentity
 from bazaar_common.auth.tokens import USER_ROLES
 from bazaar_common.errors import Conflict
@@ -127,7 +129,7 @@ def user_deactivate(*, user: User) -> User:
             user.is_active = False
             user.deactivated_at = timezone.now()
             user.save(update_fields=["is_active", "deactivated_at"])
-        user_refresh_tokens_revoke_all(user=user)
+        user_refresh_tokens_revoke_all(user=user, reason="deactivated")
     return user
 
 
@@ -160,7 +162,7 @@ def user_erase(*, user_id: str) -> None:
             ]
         )
         user.groups.clear()
-        user_refresh_tokens_revoke_all(user=user)
+        user_refresh_tokens_revoke_all(user=user, reason="erased")
         # The outstanding rows keep the old tokens' text, which holds the email claim.
         OutstandingToken.objects.filter(user=user).update(token="")
 
@@ -216,7 +218,7 @@ def user_password_change(*, user: User, current_password: str, new_password: str
         user = User.objects.select_for_update().get(pk=user.pk)
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        user_refresh_tokens_revoke_all(user=user)
+        user_refresh_tokens_revoke_all(user=user, reason="password_changed")
         return token_pair_issue(user=user)
 
 
@@ -271,7 +273,7 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str, client_ip
         user = User.objects.select_for_update().get(pk=user.pk)
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        user_refresh_tokens_revoke_all(user=user)
+        user_refresh_tokens_revoke_all(user=user, reason="password_reset")
     limiter.forgive(account=None, address=client_ip)
 
 
@@ -283,9 +285,12 @@ def token_pair_issue(*, user: User) -> TokenPair:
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
 
 
-def user_refresh_tokens_revoke_all(*, user: User) -> int:
-    """Blacklist every refresh token of ``user`` that is not yet; returns how many."""
+def user_refresh_tokens_revoke_all(*, user: User, reason: str) -> int:
+    """End every session of ``user``: blacklist each refresh token not yet blacklisted (returns
+    how many), and refuse every access token issued until now, at once, at the gateway and at
+    every service (a "not before" time; see ``bazaar_common.auth.revocation``)."""
     with transaction.atomic():
+        _access_tokens_revoke(user_id=str(user.pk), reason=reason)
         pending = list(
             OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True).values_list("id", flat=True)
         )
@@ -293,6 +298,37 @@ def user_refresh_tokens_revoke_all(*, user: User) -> int:
             [BlacklistedToken(token_id=token_id) for token_id in pending], ignore_conflicts=True
         )
     return len(pending)
+
+
+def _access_tokens_revoke(*, user_id: str, reason: str) -> None:
+    """In the caller's transaction: announce the revocation (outbox, for auth's worker) and write
+    it to Redis as soon as the transaction commits, so the next request is already refused."""
+    message = contracts.SessionsRevoked(user_id=user_id, not_before_ms=revocation.now_ms(), reason=reason)
+    outbox_enqueue(message)
+    transaction.on_commit(lambda: access_tokens_revoked_record(message=message, immediate=True))
+
+
+def access_tokens_revoked_record(*, message: contracts.SessionsRevoked, immediate: bool = False) -> None:
+    """Write the "not before" time; from the commit hook a Redis error is logged (the outbox
+    message writes it again), from the worker it raises so the message is retried."""
+    try:
+        revocation.sessions_revoke(
+            user_id=message.user_id,
+            not_before=message.not_before_ms,
+            ttl_seconds=settings.REVOCATION_TTL_SECONDS,
+        )
+    except redis.RedisError:
+        if not immediate:
+            raise
+        logger.warning("revocation not written yet; the outbox will retry", extra={"user_id": message.user_id})
+
+
+def user_sign_out_everywhere(*, user_id: str) -> User:
+    """An admin ends every session of a user (a stolen device, say); the account stays active."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user_id)
+        user_refresh_tokens_revoke_all(user=user, reason="signed_out_everywhere")
+    return user
 
 
 def refresh_tokens_flush_expired() -> int:
@@ -321,7 +357,7 @@ def _refresh_consume(raw: str, *, reason: str) -> tuple[OutstandingToken | None,
     if outstanding is None or outstanding.user_id is None or str(outstanding.user_id) != token["sub"]:
         return None, False
     if SpentRefreshToken.objects.filter(token=outstanding).exists():
-        user_refresh_tokens_revoke_all(user=outstanding.user)
+        user_refresh_tokens_revoke_all(user=outstanding.user, reason="refresh_token_reused")
         return outstanding, True
     if BlacklistedToken.objects.filter(token=outstanding).exists():
         return None, False

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import redis
 from celery import shared_task
 
 from auth_service.accounts import services
 from bazaar_common import contracts
-from bazaar_common.outbox.consumers import consumer
+from bazaar_common.outbox.consumers import TRANSIENT_ERRORS, consumer
 
 
 @consumer(contracts.UserErased, queue=contracts.QUEUE_AUTH)
@@ -18,6 +19,12 @@ def user_erased(message: contracts.UserErased) -> None:
 @consumer(contracts.PasswordResetMail)
 def password_reset_mail_send(message: contracts.PasswordResetMail) -> None:
     services.password_reset_mail_send(user_id=message.user_id)
+
+
+@consumer(contracts.SessionsRevoked, autoretry_for=(*TRANSIENT_ERRORS, redis.RedisError))
+def sessions_revoked(message: contracts.SessionsRevoked) -> None:
+    """The durable path of a revocation: written again by the worker, retried while Redis is away."""
+    services.access_tokens_revoked_record(message=message)
 
 
 @shared_task(name="auth.flush_expired_tokens")

@@ -19,6 +19,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from auth_service.accounts.keys import KID_PATTERN, key_ring
 from auth_service.accounts.models import User
+from bazaar_common.auth import revocation
 from bazaar_common.auth import tokens as platform_tokens
 
 ALGORITHM = platform_tokens.ALGORITHM
@@ -101,6 +102,9 @@ def refresh_token_for(user: User) -> BazaarRefreshToken:
     """A new refresh token carrying the user's current claims, recorded as outstanding."""
     refresh = BazaarRefreshToken()
     refresh["sub"] = str(user.pk)
+    # The session's start to the millisecond (copied into its access tokens): a revocation in the
+    # same second as a sign-in must not spare the sessions before it (bazaar_common.auth.revocation).
+    refresh["iat_ms"] = revocation.now_ms()
     for claim, value in user_claims(user).items():
         refresh[claim] = value
     OutstandingToken.objects.create(

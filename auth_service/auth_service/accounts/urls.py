@@ -17,6 +17,7 @@ public_urlpatterns = [
     path(".well-known/jwks.json", apis.jwks_view, name="jwks"),
     path("users/<str:user_id>", apis.UserDetailApi.as_view(), name="user-detail"),
     path("users/<str:user_id>/deactivate", apis.UserDeactivateApi.as_view(), name="user-deactivate"),
+    path("users/<str:user_id>/sign-out", apis.UserSignOutEverywhereApi.as_view(), name="user-sign-out"),
     path("users/<str:user_id>/roles", apis.UserRoleGrantApi.as_view(), name="user-roles"),
     path("users/<str:user_id>/roles/<str:role>", apis.UserRoleRemoveApi.as_view(), name="user-role"),
 ]

@@ -48,6 +48,8 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,
 }
 SERVICE_TOKEN_LIFETIME_SECONDS = env_int("SERVICE_TOKEN_LIFETIME_SECONDS", 300)
+# A "not before" time is kept as long as an access token issued before it could still be valid.
+REVOCATION_TTL_SECONDS = int(SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()) + 2 * 60
 # "client_id:secret,..." — each service's own credential for /internal/v1/auth/service-token.
 SERVICE_CREDENTIALS = require_env("SERVICE_CREDENTIALS", debug=DEBUG, dev_default="")
 

@@ -6,7 +6,10 @@ from typing import Any
 
 from rest_framework import authentication, exceptions
 
+from bazaar_common.auth import revocation
 from bazaar_common.auth.tokens import InvalidToken, Principal, verify_access_token
+
+REVOKED = "Token has been revoked; sign in again."
 
 
 class JWTAuthentication(authentication.BaseAuthentication):
@@ -23,6 +26,9 @@ class JWTAuthentication(authentication.BaseAuthentication):
             principal = verify_access_token(parts[1])
         except InvalidToken as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
+        # Service tokens are never revoked per user; a user's is, at once (one Redis GET).
+        if not principal.is_service and revocation.is_revoked(principal.id, principal.claims):
+            raise exceptions.AuthenticationFailed(REVOKED)
         return principal, parts[1]
 
     def authenticate_header(self, request: Any) -> str:

@@ -43,6 +43,7 @@ __all__ = [
     "MessageAck",
     "PasswordResetMail",
     "RejectReason",
+    "SessionsRevoked",
     "ReleaseOutcome",
     "ReleaseReservation",
     "ReserveStock",
@@ -292,6 +293,23 @@ class UserErased(Message):
     user_id: UserId
 
 
+class SessionsRevoked(Message):
+    """Auth to itself: every token of ``user_id`` issued before ``not_before_ms`` stops working.
+
+    Auth writes the time to Redis right after the change commits; this message writes it again
+    from auth's worker, so the revocation survives a Redis blip at that moment (see
+    ``bazaar_common.auth.revocation``). ``reason``: deactivated | password_changed |
+    password_reset | erased | signed_out_everywhere.
+    """
+
+    ROUTES = (Route("auth.sessions_revoked", QUEUE_AUTH),)
+    STEP = "session_revocation"
+
+    user_id: UserId
+    not_before_ms: int = Field(ge=0)
+    reason: str = Field(max_length=64)
+
+
 class PasswordResetMail(Message):
     """Auth to itself: send the reset mail outside the request (and retry it if SMTP is down)."""
 
@@ -330,6 +348,7 @@ SAGA_MESSAGES: tuple[type[Message], ...] = (
     UserRegistered,
     UserErased,
     PasswordResetMail,
+    SessionsRevoked,
 )
 
 

@@ -7,7 +7,8 @@ import threading
 import time
 from collections.abc import Iterable
 
-from bazaar_common.auth.tokens import Principal, verify_access_token
+from bazaar_common.auth import revocation
+from bazaar_common.auth.tokens import InvalidToken, Principal, verify_access_token
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus proxy-only ones; never passed either way.
 HOP_BY_HOP = frozenset(
@@ -58,15 +59,18 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         principal = self._cache.get(token)
-        if principal is not None:
-            if principal.claims.get("exp", 0) > time.time():
-                return principal
+        if principal is not None and not principal.claims.get("exp", 0) > time.time():
             self._cache.pop(token, None)
-        principal = verify_access_token(token)
-        with self._lock:
-            if len(self._cache) >= self._max_entries:
-                self._cache.clear()
-            self._cache[token] = principal
+            principal = None
+        if principal is None:
+            principal = verify_access_token(token)  # refuses a non-numeric exp, so the above holds
+            with self._lock:
+                if len(self._cache) >= self._max_entries:
+                    self._cache.clear()
+                self._cache[token] = principal
+        # Never cached: a revoked session is refused on its very next request (one Redis GET).
+        if not principal.is_service and revocation.is_revoked(principal.id, principal.claims):
+            raise InvalidToken("Token has been revoked; sign in again.")
         return principal
 
     def clear(self) -> None:
