@@ -523,6 +523,19 @@ class ServiceClient:
             "circuit": breaker.describe() if breaker else {"state": STATE_CLOSED, "failures": 0},
         }
 
+    def is_failing(self, service: str) -> bool:
+        """The service's breaker, or every instance's, is open or probing: it fails for everyone,
+        not only for one caller (the gateway then answers 503 as for any outage)."""
+        service_breaker = self._service_breakers.get(service)
+        if service_breaker is not None and service_breaker.state != STATE_CLOSED:
+            return True
+        instances = self._instances(service)
+        breakers = self._breakers
+        return bool(instances) and all(
+            (breaker := breakers.get(instance.instance_id)) is not None and breaker.state != STATE_CLOSED
+            for instance in instances
+        )
+
     def describe_service(self, service: str) -> dict[str, Any]:
         breaker = self._service_breakers.get(service)
         return breaker.describe() if breaker else {"state": STATE_CLOSED, "failures": 0}

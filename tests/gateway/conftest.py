@@ -92,6 +92,7 @@ def gateway_factory(registry: RedisRegistry, redis_client: redis.Redis) -> Itera
         access_log: bool = False,
         login_concurrency: int = 4,
         login_queue_seconds: float = 0.5,
+        caller_max_failures: int = 3,
         **client_options: Any,
     ) -> GatewayUnderTest:
         client = client or ServiceClient(
@@ -114,6 +115,7 @@ def gateway_factory(registry: RedisRegistry, redis_client: redis.Redis) -> Itera
                 access_log=access_log,
                 login_concurrency=login_concurrency,
                 login_queue_seconds=login_queue_seconds,
+                caller_max_failures=caller_max_failures,
             ),
             route_table=routes,
         )

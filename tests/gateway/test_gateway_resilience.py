@@ -53,7 +53,8 @@ def test_post_answered_503_is_not_sent_again(gateway_factory, backend, token_for
     failing = backend("catalog", "catalog-failing")
     failing.fail_status = 503
     healthy = backend("catalog", "catalog-healthy")
-    gateway = gateway_factory(balancer="round_robin", instance_failure_threshold=100)
+    # One caller drives every failure here: the per-caller budget is lifted to see the retry rule alone.
+    gateway = gateway_factory(balancer="round_robin", instance_failure_threshold=100, caller_max_failures=1000)
     headers = {"Authorization": f"Bearer {token_for(roles=('merchant',))}"}
 
     statuses = [
@@ -220,3 +221,29 @@ def test_routing_goes_on_with_the_last_known_instances_when_redis_is_away(gatewa
     assert statuses == [200] * 5
     assert catalog.hits == 6
     assert registry.last_error is not None
+
+
+def test_one_caller_whose_requests_crash_a_service_cannot_open_its_breaker_for_everyone(
+    gateway_factory, backend, token_for
+):
+    # Given a catalog instance that crashes (500) on what one merchant keeps sending
+    catalog = backend("catalog", "catalog-only")
+    catalog.fail_status = 500
+    gateway = gateway_factory()
+    attacker = {"Authorization": f"Bearer {token_for(roles=('merchant',))}"}
+
+    statuses = [
+        gateway.request("POST", "/api/v1/catalog/products", body=b"{}", headers=attacker).status for _ in range(12)
+    ]
+
+    # Then that caller gets its own 500s up to its budget, and 429s from the gateway after it
+    assert statuses == [500] * 3 + [429] * 9
+    assert catalog.hits == 3
+    refused = gateway.request("POST", "/api/v1/catalog/products", body=b"{}", headers=attacker)
+    assert refused.headers["Content-Type"] == PROBLEM
+    assert 1 <= int(refused.headers["Retry-After"]) <= 10
+    # And everybody else is served: neither the instance's nor the service's breaker opened
+    catalog.fail_status = None
+    someone_else = {"Authorization": f"Bearer {token_for(roles=('merchant',))}"}
+    assert gateway.request("POST", "/api/v1/catalog/products", body=b"{}", headers=someone_else).status == 200
+    assert gateway.request("GET", "/api/v1/catalog/products").status == 200

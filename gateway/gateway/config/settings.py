@@ -36,6 +36,10 @@ GATEWAY_RATE_LIMIT_REDIS_URL = env_list("GATEWAY_RATE_LIMIT_REDIS_URL", [REDIS_U
 # GATEWAY_LOGIN_QUEUE_SECONDS, then answer 503 + Retry-After.
 GATEWAY_LOGIN_CONCURRENCY = env_int("GATEWAY_LOGIN_CONCURRENCY", 4)
 GATEWAY_LOGIN_QUEUE_SECONDS = env_float("GATEWAY_LOGIN_QUEUE_SECONDS", 0.5)
+# Upstream failures (5xx, timeouts) one caller may cause per service per window before the gateway
+# answers that caller 429 itself: one client never trips a breaker for everyone.
+GATEWAY_CALLER_MAX_FAILURES = env_int("GATEWAY_CALLER_MAX_FAILURES", 3)
+GATEWAY_CALLER_FAILURE_WINDOW_SECONDS = env_float("GATEWAY_CALLER_FAILURE_WINDOW_SECONDS", 10.0)
 
 # --- upstream calls -----------------------------------------------------------------------------
 GATEWAY_BALANCER = env_list("GATEWAY_BALANCER", ["least_outstanding"])[0]

@@ -27,10 +27,11 @@ from typing import Any
 
 from bazaar_common.auth.tokens import InvalidToken, Principal
 from bazaar_common.errors import PROBLEM_CONTENT_TYPE, GatewayTimeout, ServiceUnavailable, problem_body
-from bazaar_common.http import ServiceClient
+from bazaar_common.http import ServiceClient, own_failure
 from bazaar_common.observability import tracing_enabled
 from bazaar_common.request_id import clean_request_id, current_request_id
 from gateway.routing import routes as routing
+from gateway.routing.caller_guard import CallerFailureGuard
 from gateway.routing.edge import (
     Cors,
     TokenVerifier,
@@ -79,6 +80,9 @@ class GatewayConfig:
     # with 503 + Retry-After instead of queueing in the auth service into timeouts.
     login_concurrency: int = 4
     login_queue_seconds: float = 0.5
+    # Upstream failures one caller may cause per service and window (routing/caller_guard.py).
+    caller_max_failures: int = 3
+    caller_failure_window_seconds: float = 10.0
 
 
 SECURITY_HEADERS = (
@@ -115,6 +119,9 @@ class GatewayApplication:
         if config.hsts_seconds > 0:
             security.append(("Strict-Transport-Security", f"max-age={config.hsts_seconds}; includeSubDomains"))
         self.security_headers = security
+        self.failure_guard = CallerFailureGuard(
+            max_failures=config.caller_max_failures, window_seconds=config.caller_failure_window_seconds
+        )
         self._security_names = frozenset(name.lower() for name, _ in security)
         self._in_flight = {"login": threading.BoundedSemaphore(max(1, config.login_concurrency))}
         # Decided once: without tracing the hot path pays nothing for it.
@@ -255,7 +262,20 @@ class GatewayApplication:
                         extra_headers=cors_headers + limit_headers,
                     )
 
-        # 4. Concurrency: hashing routes are shed when the auth service is saturated.
+        # 4. A caller whose requests keep failing this service is refused here, before they can
+        #    add up to a breaker that would refuse everybody (routing/caller_guard.py).
+        caller = f"user:{principal.id}" if principal is not None else f"ip:{client_ip}"
+        wait = self.failure_guard.retry_after(route.service, caller)
+        if wait is not None and not self.client.is_failing(route.service):
+            return self._problem_tuple(
+                429,
+                f"Your recent requests to the {route.service} service failed; wait before sending more.",
+                request_id=request_id,
+                retry_after=max(1, int(wait + 0.999)),
+                extra_headers=cors_headers + limit_headers,
+            )
+
+        # 5. Concurrency: hashing routes are shed when the auth service is saturated.
         gate = self._in_flight.get(route.rate_class or "")
         if gate is not None:
             if not gate.acquire(timeout=self.config.login_queue_seconds):
@@ -268,11 +288,13 @@ class GatewayApplication:
                 )
             try:
                 return self._upstream(
-                    route, path, method, environ, request_id, body, client_ip, cors_headers, limit_headers
+                    route, path, method, environ, request_id, body, client_ip, caller, cors_headers, limit_headers
                 )
             finally:
                 gate.release()
-        return self._upstream(route, path, method, environ, request_id, body, client_ip, cors_headers, limit_headers)
+        return self._upstream(
+            route, path, method, environ, request_id, body, client_ip, caller, cors_headers, limit_headers
+        )
 
     def _upstream(
         self,
@@ -283,6 +305,7 @@ class GatewayApplication:
         request_id: str,
         body: bytes | None,
         client_ip: str,
+        caller: str,
         cors_headers: list[tuple[str, str]],
         limit_headers: list[tuple[str, str]],
     ) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -300,6 +323,7 @@ class GatewayApplication:
                 decode_content=False,
             )
         except GatewayTimeout as exc:
+            self.failure_guard.record_failure(route.service, caller)
             return self._problem_tuple(
                 504,
                 str(exc.detail),
@@ -315,6 +339,8 @@ class GatewayApplication:
                 retry_after=exc.retry_after,
                 extra_headers=cors_headers + limit_headers,
             )
+        if own_failure(response.status, response.headers):
+            self.failure_guard.record_failure(route.service, caller)
         headers = self._response_headers(response.headers)
         headers.append(("X-Request-ID", request_id))
         headers.extend(cors_headers)

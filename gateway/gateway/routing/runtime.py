@@ -63,5 +63,7 @@ def build_application(django_app: Any) -> Any:
             access_log=settings.GATEWAY_ACCESS_LOG,
             login_concurrency=settings.GATEWAY_LOGIN_CONCURRENCY,
             login_queue_seconds=settings.GATEWAY_LOGIN_QUEUE_SECONDS,
+            caller_max_failures=settings.GATEWAY_CALLER_MAX_FAILURES,
+            caller_failure_window_seconds=settings.GATEWAY_CALLER_FAILURE_WINDOW_SECONDS,
         ),
     )
