@@ -46,6 +46,10 @@ BROKERS = ("redis", "rabbitmq")
 
 # Short discovery timings so that tests about instances coming and going run in seconds.
 E2E_ENV = {
+    # Every e2e test is one client address (127.0.0.1): the load of one (the bench smoke, a
+    # stream of GETs) must not spend the anonymous/user budget of the tests after it. The sign-in
+    # and checkout classes keep development limits; the 429 tests start gateways of their own.
+    "GATEWAY_RATE_LIMITS": "anonymous=1000000/60,user=1000000/60,login=600/60,checkout=600/60",
     "DISCOVERY_TTL_SECONDS": "4",
     "DISCOVERY_HEARTBEAT_SECONDS": "1",
     "DISCOVERY_CACHE_SECONDS": "0.5",
