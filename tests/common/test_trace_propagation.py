@@ -11,36 +11,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bazaar_common import observability
 from bazaar_common.discovery import Instance
 from bazaar_common.http import ServiceClient
 from bazaar_common.outbox.services import message_headers
 
-EXPORTER = InMemorySpanExporter()
-
 
 def _traceparent(context: trace.SpanContext) -> str:
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def tracer_provider():
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):  # the global provider can be set once per process
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
-    return provider
-
-
 @pytest.fixture
-def traced(monkeypatch):
+def traced(monkeypatch, span_exporter):
+    """Tracing on, with no spans yet; the spans finished during the test."""
     monkeypatch.setattr(observability, "_tracing", True)
-    EXPORTER.clear()
+    span_exporter.clear()
+    return span_exporter
 
 
 @pytest.fixture
@@ -79,7 +66,7 @@ def test_an_upstream_call_is_a_child_client_span_whose_context_the_upstream_rece
         )
 
     assert response.status == 200
-    spans = {span.name: span for span in EXPORTER.get_finished_spans()}
+    spans = {span.name: span for span in traced.get_finished_spans()}
     attempt = spans["GET catalog"]
     assert attempt.kind == trace.SpanKind.CLIENT
     assert attempt.parent.span_id == parent.get_span_context().span_id

@@ -6,36 +6,24 @@ from __future__ import annotations
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bazaar_common import observability
 
 pytestmark = pytest.mark.django_db(databases=[])
-EXPORTER = InMemorySpanExporter()
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def tracer_provider():
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):  # the global provider can be set once per process
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
-    return provider
-
-
 @pytest.fixture
-def traced_gateway(gateway_factory, monkeypatch):
+def traced_gateway(gateway_factory, monkeypatch, span_exporter):
     monkeypatch.setattr(observability, "_tracing", True)
-    EXPORTER.clear()
+    span_exporter.clear()
     return gateway_factory()
 
 
-def test_a_proxied_request_continues_the_callers_trace_through_the_gateway_to_the_upstream(traced_gateway, backend):
+def test_a_proxied_request_continues_the_callers_trace_through_the_gateway_to_the_upstream(
+    traced_gateway, backend, span_exporter
+):
     backend("catalog", "catalog-1")
 
     response = traced_gateway.request(
@@ -43,7 +31,7 @@ def test_a_proxied_request_continues_the_callers_trace_through_the_gateway_to_th
     )
 
     assert response.status == 200
-    spans = EXPORTER.get_finished_spans()
+    spans = span_exporter.get_finished_spans()
     server = next(span for span in spans if span.kind == trace.SpanKind.SERVER)
     client = next(span for span in spans if span.kind == trace.SpanKind.CLIENT)
     assert len(spans) == 2
@@ -56,13 +44,13 @@ def test_a_proxied_request_continues_the_callers_trace_through_the_gateway_to_th
     assert received.split("-")[1:3] == [CALLER_TRACE, f"{client.context.span_id:016x}"]
 
 
-def test_a_request_without_traceparent_starts_exactly_one_trace(traced_gateway, backend):
+def test_a_request_without_traceparent_starts_exactly_one_trace(traced_gateway, backend, span_exporter):
     backend("catalog", "catalog-1")
 
     response = traced_gateway.request("GET", "/api/v1/catalog/products")
 
     assert response.status == 200
-    spans = EXPORTER.get_finished_spans()
+    spans = span_exporter.get_finished_spans()
     assert len(spans) == 2
     assert len({span.context.trace_id for span in spans}) == 1
     server = next(span for span in spans if span.kind == trace.SpanKind.SERVER)
