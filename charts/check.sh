@@ -61,6 +61,20 @@ for case in "${refused[@]}"; do
   done
   echo "refused: --set $arg"
 done
+# PgBouncer: an upstream is required, and its pools must fit PostgreSQL's max_connections.
+pgbouncer_refused=(
+  "pgbouncer.enabled=true|pgbouncer.upstream.host: String length must be greater than or equal to 1"
+  "pgbouncer.enabled=true,pgbouncer.upstream.host=pg,pgbouncer.replicas=3|= 105 server connections, more than postgres.maxConnections 100"
+  "pgbouncer.enabled=true,pgbouncer.upstream.host=pg,pgbouncer.poolMode=statement|pgbouncer.poolMode"
+)
+for case in "${pgbouncer_refused[@]}"; do
+  arg="${case%%|*}" expected="${case#*|}"
+  if output="$("$HELM" template bazaar "$CHART" --set "$arg" 2>&1)"; then
+    echo "FAIL helm template accepted --set $arg"; exit 1
+  fi
+  grep -qF -- "$expected" <<<"$output" || { echo "FAIL helm template --set $arg: no '$expected' in:"; echo "$output"; exit 1; }
+  echo "refused: --set $arg"
+done
 "$HELM" template bazaar "$CHART" --set catalog.web.replicas=5 --set gateway.ingress.enabled=true >/dev/null
 echo "accepted: --set catalog.web.replicas=5 --set gateway.ingress.enabled=true"
 

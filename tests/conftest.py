@@ -70,3 +70,18 @@ def span_exporter():
         trace.set_tracer_provider(provider)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return exporter
+
+
+@pytest.fixture
+def traced(monkeypatch, span_exporter):
+    """Tracing on in this process as ``init_observability`` leaves it for outgoing calls (urllib3
+    client spans, the resilient client's named after the service), with no spans recorded yet."""
+    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+
+    from bazaar_common import observability
+
+    monkeypatch.setattr(observability, "_tracing", True)
+    observability.instrument_http_client()
+    span_exporter.clear()
+    yield span_exporter
+    URLLib3Instrumentor().uninstrument()

@@ -19,10 +19,12 @@ class ReusingRedisCacheClient(RedisCacheClient):
         self._clients: dict[int, Any] = {}
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        index = self._get_connection_pool_index(write)
+        # Django's private helpers (not in its stubs): the pool index and pool for this read/write.
+        backend: Any = self
+        index = backend._get_connection_pool_index(write)
         client = self._clients.get(index)
         if client is None:
-            client = self._clients[index] = self._client(connection_pool=self._get_connection_pool(write))
+            client = self._clients[index] = backend._client(connection_pool=backend._get_connection_pool(write))
         return client
 
 

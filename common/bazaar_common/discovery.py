@@ -148,7 +148,8 @@ class RedisRegistry:
         self.invalidate(service)
 
     def services(self) -> list[str]:
-        return sorted(name.decode() for name in self.redis.smembers(f"{self.prefix}:services"))
+        names: set[bytes] = self.redis.smembers(f"{self.prefix}:services")  # type: ignore[assignment]
+        return sorted(name.decode() for name in names)
 
     def lookup(self, service: str) -> list[Instance]:
         """Live instances of ``service``, straight from Redis (no cache)."""
@@ -556,7 +557,7 @@ def build_registry() -> Registry:
     from django.conf import settings
 
     return RedisRegistry.from_url(
-        os.environ.get("DISCOVERY_REDIS_URL", settings.REDIS_URL),
+        os.environ.get("DISCOVERY_REDIS_URL") or settings.REDIS_URL,
         prefix=os.environ.get("DISCOVERY_PREFIX", "bazaar:registry"),
         ttl_seconds=settings.DISCOVERY_TTL_SECONDS,
         cache_seconds=float(os.environ.get("DISCOVERY_CACHE_SECONDS", "1.0")),

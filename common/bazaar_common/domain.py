@@ -3,7 +3,7 @@
 Services and selectors raise these, never DRF exceptions, so the domain does not depend on HTTP.
 :func:`bazaar_common.errors.problem_exception_handler` maps each kind to its status and problem body
 in one place (``InvalidInput`` 400, ``NotAuthenticated`` 401, ``Forbidden`` 403, ``NotFound`` 404,
-``Conflict`` 409, ``Unprocessable`` 422).
+``Conflict`` 409, ``Unprocessable`` 422, ``TooManyRequests`` 429 with ``Retry-After``).
 
 ``field_errors`` names the input at fault (``{"sku": ["..."]}``, nested for nested input); it becomes
 the problem body's ``errors`` list of ``{field, reason}``.
@@ -46,6 +46,13 @@ class NotAuthenticated(DomainError):
     default_code = "not_authenticated"
 
 
+class CredentialsRefused(NotAuthenticated):
+    """Credentials were given and are wrong (a bad password, an invalid or revoked token)."""
+
+    default_detail = "The credentials are not valid."
+    default_code = "authentication_failed"
+
+
 class Forbidden(DomainError):
     default_detail = "You may not do this."
     default_code = "forbidden"
@@ -66,6 +73,17 @@ class Conflict(DomainError):
 class Unprocessable(DomainError):
     default_detail = "The request cannot be processed."
     default_code = "unprocessable"
+
+
+class TooManyRequests(DomainError):
+    """A limit on attempts was reached; ``retry_after`` seconds until the next one may succeed."""
+
+    default_detail = "Too many requests. Try again later."
+    default_code = "throttled"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = max(int(retry_after), 1)
 
 
 def get_or_404(queryset: Any, detail: str = "Not found.", **lookup: Any) -> Any:

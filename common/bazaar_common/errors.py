@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import (
@@ -24,6 +24,7 @@ from django.core.exceptions import (
 )
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.safestring import SafeString, mark_safe
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -31,6 +32,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from bazaar_common import domain
+
+ResponseT = TypeVar("ResponseT", bound=HttpResponse)
 
 logger = logging.getLogger(__name__)
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -64,7 +67,7 @@ TITLES = {
 class ServiceUnavailable(exceptions.APIException):
     """A dependency (another service, the broker) cannot serve us now; the client may retry."""
 
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    status_code: int = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "A service this request depends on is unavailable; retry later."
     default_code = "service_unavailable"
 
@@ -101,10 +104,16 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.NotFound: 404,
     domain.Conflict: 409,
     domain.Unprocessable: 422,
+    domain.TooManyRequests: 429,
 }
 # Older names, kept so existing imports read the same: they are the domain errors.
 Conflict = domain.Conflict
 Unprocessable = domain.Unprocessable
+
+
+# A Host header outside ALLOWED_HOSTS, answered alike by every service and the gateway's proxy path.
+DISALLOWED_HOST_DETAIL = "The Host header names a host this service does not serve."
+DISALLOWED_HOST_ERRORS = ({"field": "Host", "reason": "not in ALLOWED_HOSTS"},)
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -124,7 +133,7 @@ def client_fault_exception(exc: BaseException) -> exceptions.APIException | None
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
         return exceptions.ParseError(f"More than {limit} query parameters or form fields (the limit).")
     if isinstance(exc, DisallowedHost):
-        return exceptions.ParseError("The Host header names a host this service does not serve.")
+        return exceptions.ParseError(DISALLOWED_HOST_DETAIL)
     if isinstance(exc, SuspiciousOperation):
         return exceptions.ParseError("The request is malformed.")
     if isinstance(exc, RecursionError):
@@ -140,11 +149,11 @@ def client_fault_exception(exc: BaseException) -> exceptions.APIException | None
 def domain_error_status(exc: domain.DomainError) -> int:
     for kind in type(exc).__mro__:
         if kind in DOMAIN_STATUS:
-            return DOMAIN_STATUS[kind]  # type: ignore[index]
+            return DOMAIN_STATUS[kind]
     return 400
 
 
-def domain_error_response(exc: domain.DomainError) -> Response:
+def domain_error_response(exc: domain.DomainError, context: dict[str, Any] | None = None) -> Response:
     status_code = domain_error_status(exc)
     extra: dict[str, Any] = {"code": exc.code}
     if exc.field_errors:
@@ -152,6 +161,14 @@ def domain_error_response(exc: domain.DomainError) -> Response:
     set_rollback()  # as DRF does for its own exceptions: an atomic request's writes are undone
     response = Response(problem_body(status_code, exc.detail, **extra), status=status_code)
     response.content_type = PROBLEM_CONTENT_TYPE
+    if isinstance(exc, domain.TooManyRequests):
+        response["Retry-After"] = str(exc.retry_after)
+    view, request = (context or {}).get("view"), (context or {}).get("request")
+    if status_code == 401 and view is not None and request is not None:
+        # The view's challenge, as DRF sends it with its own 401s.
+        challenge = view.get_authenticate_header(request)
+        if challenge:
+            response["WWW-Authenticate"] = challenge
     return response
 
 
@@ -211,7 +228,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     """DRF's handler, reshaped into problem details."""
     exc = client_fault_exception(exc) or exc
     if isinstance(exc, domain.DomainError):
-        return domain_error_response(exc)
+        return domain_error_response(exc, context)
     if is_database_fault(exc):
         logger.warning("database unavailable", extra={"error": f"{exc.__class__.__name__}: {exc}"[:300]})
         exc = DatabaseUnavailable(retry_after=DATABASE_RETRY_AFTER_SECONDS)
@@ -248,7 +265,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return response
 
 
-def mark_dependency_fault(response: HttpResponse) -> HttpResponse:
+def mark_dependency_fault(response: ResponseT) -> ResponseT:
     """Say in a header that this 503/504 is a dependency's outage (the body stays as it is)."""
     response[DEPENDENCY_FAULT_HEADER] = DEPENDENCY_FAULT
     return response
@@ -279,11 +296,7 @@ class JsonErrorMiddleware:
         try:
             request.get_host()
         except DisallowedHost:
-            return problem_response(
-                400,
-                "The Host header names a host this service does not serve.",
-                errors=[{"field": "Host", "reason": "not in ALLOWED_HOSTS"}],
-            )
+            return problem_response(400, DISALLOWED_HOST_DETAIL, errors=list(DISALLOWED_HOST_ERRORS))
         response = self.get_response(request)
         if self._wants_json(request, response):
             return problem_response(response.status_code)
@@ -342,11 +355,11 @@ class ProblemExceptionReporter(ExceptionReporter):
     def _problem_text(self) -> str:
         return json.dumps(problem_body(500, "An unexpected error occurred; it has been logged."))
 
-    def get_traceback_html(self) -> str:
-        return self._problem_text()
+    def get_traceback_html(self) -> SafeString:
+        return mark_safe(self._problem_text())  # JSON text, not HTML: nothing of the request in it
 
-    def get_traceback_text(self) -> str:
-        return self._problem_text()
+    def get_traceback_text(self) -> SafeString:
+        return mark_safe(self._problem_text())
 
 
 def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -20,21 +20,17 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
+from prometheus_client import Gauge
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bazaar_common.errors import problem_response
 
-try:
-    from prometheus_client import Gauge
-
-    DEPENDENCY_UP = Gauge(
-        "bazaar_dependency_up",
-        "1 when this process reached the dependency at its last readiness check, else 0",
-        ["dependency"],
-    )
-except ImportError:  # pragma: no cover - prometheus_client comes with django-prometheus
-    DEPENDENCY_UP = None
+DEPENDENCY_UP = Gauge(
+    "bazaar_dependency_up",
+    "1 when this process reached the dependency at its last readiness check, else 0",
+    ["dependency"],
+)
 
 logger = logging.getLogger(__name__)
 _redis_clients: dict[str, redis.Redis] = {}
@@ -81,14 +77,13 @@ def readyz(request: HttpRequest) -> JsonResponse:
     degraded: list[str] = []
     for name, check in CHECKS.items():
         failure = check()
-        if DEPENDENCY_UP is not None:
-            DEPENDENCY_UP.labels(dependency=name).set(0 if failure else 1)
+        DEPENDENCY_UP.labels(dependency=name).set(0 if failure else 1)
         if failure:
             (failed_required if name in required else degraded).append(failure)
     if failed_required:
         logger.warning("not ready", extra={"failures": failed_required, "degraded": degraded})
         return problem_response(503, "Not ready.", retry_after=5, checks=failed_required + degraded)
-    body = {"status": "ready", "service": settings.BAZAAR_SERVICE}
+    body: dict[str, object] = {"status": "ready", "service": settings.BAZAAR_SERVICE}
     if degraded:
         logger.warning("ready but degraded", extra={"degraded": degraded})
         body |= {"status": "degraded", "degraded": degraded}

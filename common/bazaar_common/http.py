@@ -28,12 +28,12 @@ from __future__ import annotations
 import itertools
 import json as jsonlib
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlencode
 
 import urllib3
@@ -52,7 +52,14 @@ from bazaar_common.errors import DEPENDENCY_FAULT, DEPENDENCY_FAULT_HEADER, Gate
 from bazaar_common.observability import tracing_enabled
 from bazaar_common.request_id import REQUEST_ID_HEADER, current_request_id
 
+if TYPE_CHECKING:
+    from bazaar_common.contracts.http import Body
+
+BodyT = TypeVar("BodyT", bound="Body")
+
 logger = logging.getLogger(__name__)
+# The instance the current attempt goes to, while the urllib3 call runs (read by name_attempt_span).
+_attempt_instance: ContextVar[Instance | None] = ContextVar("bazaar_http_attempt", default=None)
 MAX_HOST_POOLS = 128
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # Answers that say "this instance could not serve it" and are worth another instance.
@@ -170,7 +177,7 @@ class ResilientBreaker(CircuitBreaker):
         self.changed_at = time.time()
 
     # The package's own bookkeeping, under our lock.
-    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> Literal[False]:
         with self._lock:
             super().__exit__(exc_type, exc_value, traceback)
             self._note_state()
@@ -213,7 +220,7 @@ class ResilientBreaker(CircuitBreaker):
     def failure(self, probing: bool, error: Exception | None = None) -> None:
         with self._lock:
             self._last_failure = error
-            self._CircuitBreaker__call_failed()  # type: ignore[attr-defined]
+            self._CircuitBreaker__call_failed()
             self._note_state()
         self._release(probing)
 
@@ -408,6 +415,17 @@ class ServiceResponse:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
+    def parse(self, contract: type[BodyT], *, service: str) -> BodyT:
+        """The body as its contract class (``bazaar_common.contracts.http``). An answer that does
+        not parse is the other service failing (503), never a traceback in the caller."""
+        from bazaar_common.contracts.http import MalformedBody
+
+        try:
+            return contract.parse(self.body)
+        except MalformedBody as exc:
+            logger.warning("unreadable answer", extra={"service": service, "errors": str(exc)[:500]})
+            raise ServiceUnavailable(f"The {service} service answered with an unreadable document.") from exc
+
 
 @dataclass(frozen=True)
 class CallPolicy:
@@ -469,12 +487,12 @@ class ServiceClient:
         self._breakers: dict[str, ResilientBreaker] = {}
         self._service_breakers: dict[str, ResilientBreaker] = {}
         self._breakers_lock = threading.Lock()
-        self._instance_breaker_args = {
+        self._instance_breaker_args: dict[str, Any] = {
             "failure_threshold": instance_failure_threshold,
             "recovery_timeout": instance_recovery_timeout,
             "half_open_probes": half_open_probes,
         }
-        self._service_breaker_args = {
+        self._service_breaker_args: dict[str, Any] = {
             "failure_threshold": service_failure_threshold,
             "recovery_timeout": service_recovery_timeout,
             "half_open_probes": half_open_probes,
@@ -788,9 +806,9 @@ class ServiceClient:
         self.in_flight.start(instance_id)
         started = time.perf_counter()
         elapsed_ms: float | None = None
-        span = None
-        if tracing_enabled():
-            span, headers = _client_span(instance, method, url_path, headers)
+        # The client span is the urllib3 instrumentation's (see observability); it reads the
+        # instance tried from here to name the span after the service.
+        attempt = _attempt_instance.set(instance) if tracing_enabled() else None
         try:
             pool = self._host_pools.get(instance.base_url) or self._new_pool(instance.base_url)
             response = pool.urlopen(
@@ -814,12 +832,10 @@ class ServiceClient:
             raise _ConnectionBroken(str(exc)) from exc
         else:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            if span is not None:
-                span.set_attribute("http.response.status_code", response.status)
         finally:
             self.in_flight.finish(instance_id, elapsed_ms)
-            if span is not None:
-                _end_span(span, sys.exc_info()[1])
+            if attempt is not None:
+                _attempt_instance.reset(attempt)
         return ServiceResponse(
             status=response.status,
             headers=response.headers,
@@ -853,32 +869,15 @@ class ServiceClient:
             self._host_pools.clear()
 
 
-def _client_span(
-    instance: Instance, method: str, url_path: str, headers: Mapping[str, str]
-) -> tuple[Any, dict[str, str]]:
-    """A client span for one attempt, current while it runs; its context goes in ``traceparent``."""
-    from opentelemetry import propagate, trace
-
-    span = trace.get_tracer("bazaar.http").start_span(
-        f"{method} {instance.service}",
-        kind=trace.SpanKind.CLIENT,
-        attributes={"http.request.method": method, "url.full": instance.base_url + url_path,
-                    "peer.service": instance.service, "bazaar.instance": instance.instance_id},
-    )  # fmt: skip
-    carrier = dict(headers)
-    carrier.pop("traceparent", None)
-    carrier.pop("tracestate", None)
-    propagate.inject(carrier, context=trace.set_span_in_context(span))
-    return span, carrier
-
-
-def _end_span(span: Any, error: BaseException | None) -> None:
-    from opentelemetry import trace
-
-    if error is not None:
-        span.record_exception(error)
-        span.set_status(trace.StatusCode.ERROR, error.__class__.__name__)
-    span.end()
+def name_attempt_span(span: Any, pool: Any, request_info: Any) -> None:
+    """The urllib3 instrumentation's request hook: a span of one attempt of this client is named
+    after the service (``GET catalog``) and says which instance was tried."""
+    instance = _attempt_instance.get()
+    if instance is None or not span.is_recording():
+        return
+    span.update_name(f"{request_info.method} {instance.service}")
+    span.set_attribute("peer.service", instance.service)
+    span.set_attribute("bazaar.instance", instance.instance_id)
 
 
 class _NoInstance(Exception):
@@ -899,6 +898,7 @@ __all__ = [
     "ServiceClient",
     "ServiceResponse",
     "UpstreamFailure",
+    "name_attempt_span",
     "service_client",
 ]
 

@@ -41,7 +41,7 @@ class AdminStackMiddleware:
         self._view_hooks: list[Any] = []
         self._exception_hooks: list[Any] = []
         self._template_hooks: list[Any] = []
-        handler: Callable[[HttpRequest], HttpResponse] = get_response
+        handler: Callable[[HttpRequest], Any] = get_response
         for path in reversed(settings.ADMIN_MIDDLEWARE):
             try:
                 instance = import_string(path)(handler)

@@ -7,6 +7,7 @@ anything deeper than ``API_JSON_MAX_DEPTH`` (default 32) is refused with 400 nam
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,7 @@ def json_depth_exceeds(document: Any, limit: int) -> bool:
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         node, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):
@@ -44,7 +46,7 @@ def too_deep_error(limit: int) -> ParseError:
 class BoundedJSONParser(JSONParser):
     """DRF's JSON parser, refusing documents nested deeper than the configured limit."""
 
-    def parse(self, stream, media_type=None, parser_context=None):  # type: ignore[no-untyped-def]
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         limit = max_json_depth()
         try:
             document = super().parse(stream, media_type, parser_context)

@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     import multiprocessing
 
     from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
 
     # Workers start as fresh interpreters: forking a process that runs the heartbeat thread could
     # copy a lock that thread holds (imports, logging) and hang the worker forever.
@@ -104,11 +106,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.package}.config.wsgi:application",
         address=args.host,
         port=args.port,
-        interface="wsgi",
+        interface=Interfaces.WSGI,
         workers=args.workers,
         blocking_threads=args.threads,
         websockets=False,
-        log_level="warning",
+        log_level=LogLevels.warning,
         workers_kill_timeout=int(os.environ.get("WORKERS_KILL_TIMEOUT", "20")),
         respawn_failed_workers=True,
     )
@@ -127,7 +129,12 @@ def main(argv: list[str] | None = None) -> None:
             float(os.environ.get("DISCOVERY_HEARTBEAT_SECONDS", "2")),
             alive=healthz_probe(instance.base_url, ttl),
         )
-        server.on_startup(lambda: (_wrap_stop_signals(heartbeat), heartbeat.start()))
+
+        def start_heartbeat() -> None:
+            _wrap_stop_signals(heartbeat)
+            heartbeat.start()
+
+        server.on_startup(start_heartbeat)
         server.on_shutdown(heartbeat.stop)
     start_metrics_server()
     server.serve()

@@ -1,9 +1,17 @@
 """Environment-driven settings shared by every Bazaar Django project (12-factor).
 
-A service's ``config/settings.py`` calls :func:`build_settings` and then adds what is its own::
+The settings every service shares are module-level names in :mod:`bazaar_common.shared_settings`;
+a service's ``config/settings.py`` names itself, star-imports them and then adds what is its own::
 
-    globals().update(build_settings(service="catalog", package="catalog_service",
-                                    apps=["catalog_service.products"]))
+    from bazaar_common.settings import identify
+
+    identify("catalog", package="catalog_service")
+    from bazaar_common.shared_settings import *  # noqa: E402,F403
+    from bazaar_common.shared_settings import INSTALLED_APPS as SHARED_APPS  # noqa: E402
+
+    INSTALLED_APPS = [*SHARED_APPS, "catalog_service.products"]
+
+Every setting is then a plain assignment that Django, mypy (``strict_settings``) and a reader see.
 
 Production differs from development only through environment variables. With ``DEBUG`` off a
 service refuses to start without the secrets it needs, naming the variable.
@@ -12,6 +20,7 @@ service refuses to start without the secrets it needs, naming the variable.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +31,6 @@ from django.core.exceptions import ImproperlyConfigured
 DEV_SECRET_KEY = "bazaar-insecure-development-key-do-not-use-in-production"
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
-# What only the admin needs; run for admin paths only (bazaar_common.middleware.AdminStackMiddleware).
-ADMIN_MIDDLEWARE = [
-    # Serves the admin's static files from the app server itself (no nginx needed).
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-]
 
 
 def env(name: str, default: str | None = None) -> str | None:
@@ -106,6 +106,10 @@ def database_config(service: str, *, conn_max_age: int = 60) -> dict[str, Any]:
     most ``WEB_THREADS`` connections, a Celery worker one per pool process plus one for beat.
     A project whose database serves only its admin (the gateway) passes ``conn_max_age=0``: its
     requests close their connection, so the proxy path and idle threads hold none.
+
+    ``DB_POOLER_HOST``/``DB_POOLER_PORT`` send the connections to a pooler instead of the server in
+    ``DATABASE_URL``; with ``DB_TRANSACTION_POOLING=1`` (PgBouncer's transaction mode) the server
+    side then needs only as many connections as transactions run at once.
     """
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{repo_var_dir() / f'{service}.sqlite3'}"
     config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", conn_max_age))
@@ -118,179 +122,93 @@ def database_config(service: str, *, conn_max_age: int = 60) -> dict[str, Any]:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
         config["CONN_MAX_AGE"] = 0
+        # Tests on a file too, not Django's shared-cache in-memory database: there a second thread
+        # (the outbox publisher, a concurrent request) gets "database table is locked" at once
+        # instead of waiting, as it does on a file with the timeout above.
+        config["TEST"] = {"NAME": str(repo_var_dir() / f"test_{service}.sqlite3")}
     else:
         config["CONN_HEALTH_CHECKS"] = True
+        pooler_host = env("DB_POOLER_HOST")
+        if pooler_host:
+            # A connection pooler (the chart's PgBouncer) in front of the server DATABASE_URL
+            # names: same database, user and password, another address. Migrations run without
+            # it (the chart leaves these unset on its migration Jobs) and reach the server directly.
+            config["HOST"] = pooler_host
+            config["PORT"] = env_int("DB_POOLER_PORT", 6432)
         if env_bool("DB_TRANSACTION_POOLING", False):
             # Behind PgBouncer in transaction mode consecutive statements may run on different
             # server connections: a named server-side cursor (.iterator()) would vanish between
             # its fetches. Django then uses client-side cursors.
             config["DISABLE_SERVER_SIDE_CURSORS"] = True
     config.setdefault("TEST", {})
-    return config
+    return dict(config)
 
 
 def redis_url() -> str:
     return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def build_settings(*, service: str, package: str, apps: list[str], db_conn_max_age: int = 60) -> dict[str, Any]:
-    """Everything the services have in common; the caller adds its own settings after."""
-    debug = env_bool("DEBUG", False)
+def checked_secret_key(*, debug: bool) -> str:
+    """``SECRET_KEY``; development falls back to the public key, production refuses it."""
     secret_key = require_env("SECRET_KEY", debug=debug, dev_default=DEV_SECRET_KEY)
     if not debug and secret_key == DEV_SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY is the public development key; set a real one.")
-    cache_prefix = f"bazaar:{service}"
-    return {
-        "BAZAAR_SERVICE": service,
-        "DEBUG": debug,
-        "SECRET_KEY": secret_key,
-        # Previous keys still accepted while SECRET_KEY is rotated (sessions, password-reset and
-        # signed values made with them stay valid); comma separated, from the Secret.
-        "SECRET_KEY_FALLBACKS": env_list("SECRET_KEY_FALLBACKS", []),
-        "ALLOWED_HOSTS": env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"]),
-        "INSTALLED_APPS": [
-            "django.contrib.admin",
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.sessions",
-            "django.contrib.messages",
-            "django.contrib.staticfiles",
-            "rest_framework",
-            "drf_spectacular",
-            "django_prometheus",
-            "bazaar_common.outbox",
-            *apps,
-        ],
-        "MIDDLEWARE": [
-            "bazaar_common.request_id.RequestIdMiddleware",
-            # Outside the rest, so that what they raise (a bad Host, a body over the limit) and
-            # every HTML error page ends as a problem+json body.
-            "bazaar_common.errors.JsonErrorMiddleware",
-            "bazaar_common.headers.PrivateNoStoreMiddleware",
-            "django_prometheus.middleware.PrometheusBeforeMiddleware",
-            "django.middleware.security.SecurityMiddleware",
-            "django.middleware.common.CommonMiddleware",
-            # Static files, sessions, CSRF, the admin user and messages, for admin paths only:
-            # API requests skip them (see bazaar_common.middleware, ADMIN_MIDDLEWARE below).
-            "bazaar_common.middleware.AdminStackMiddleware",
-            "django.middleware.clickjacking.XFrameOptionsMiddleware",
-            "django_prometheus.middleware.PrometheusAfterMiddleware",
-        ],
-        "ADMIN_MIDDLEWARE": list(ADMIN_MIDDLEWARE),
-        # The admin's checks look for its middleware in MIDDLEWARE; it runs inside
-        # AdminStackMiddleware for every admin request (tests/common/test_middleware.py).
-        "SILENCED_SYSTEM_CHECKS": ["admin.E408", "admin.E409", "admin.E410"],
-        "ROOT_URLCONF": f"{package}.config.urls",
-        "WSGI_APPLICATION": f"{package}.config.wsgi.application",
-        "TEMPLATES": [
-            {
-                "BACKEND": "django.template.backends.django.DjangoTemplates",
-                "DIRS": [],
-                "APP_DIRS": True,
-                "OPTIONS": {
-                    "context_processors": [
-                        "django.template.context_processors.request",
-                        "django.contrib.auth.context_processors.auth",
-                        "django.contrib.messages.context_processors.messages",
-                    ]
-                },
-            }
-        ],
-        "DATABASES": {"default": database_config(service, conn_max_age=db_conn_max_age)},
-        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
-        "CACHES": {
-            "default": {
-                "BACKEND": "bazaar_common.cache.BazaarRedisCache",
-                "LOCATION": redis_url(),
-                "KEY_PREFIX": cache_prefix,
-                "TIMEOUT": 300,
-            }
-        },
-        "REDIS_URL": redis_url(),
-        # Where auth writes each user's "not before" time and every service reads it.
-        "REVOCATION_REDIS_URL": env("REVOCATION_REDIS_URL", redis_url()),
-        # What /readyz fails on (bazaar_common.health): what this service's traffic cannot do
-        # without. Everything else checked only degrades.
-        "READINESS_REQUIRED": tuple(env_list("READINESS_REQUIRED", ["database"])),
-        # Staff sign in to every admin with their Bazaar account (verified by the auth service).
-        "AUTHENTICATION_BACKENDS": ["bazaar_common.auth.admin_backend.BazaarAdminBackend"],
-        # Peers whose X-Forwarded-For is believed (the gateway); everyone else is REMOTE_ADDR.
-        "TRUSTED_PROXIES": env_list("TRUSTED_PROXIES", ["127.0.0.1", "::1"] if debug else []),
-        "AUTH_PASSWORD_VALIDATORS": [
-            {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-            {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-            {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-            {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-        ],
-        "LANGUAGE_CODE": "en-us",
-        "TIME_ZONE": "UTC",
-        "USE_I18N": True,
-        "USE_TZ": True,
-        "STATIC_URL": f"/static/{service}/",
-        "STATIC_ROOT": str(repo_var_dir() / "static" / service),
-        # In development files come straight from the apps; production images run collectstatic.
-        "WHITENOISE_USE_FINDERS": debug,
-        "WHITENOISE_AUTOREFRESH": debug,
-        "REST_FRAMEWORK": {
-            "DEFAULT_AUTHENTICATION_CLASSES": ["bazaar_common.auth.authentication.JWTAuthentication"],
-            "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-            "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-            "DEFAULT_PARSER_CLASSES": ["bazaar_common.parsers.BoundedJSONParser"],
-            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-            "DEFAULT_PAGINATION_CLASS": "bazaar_common.pagination.BazaarPagination",
-            "PAGE_SIZE": 20,
-            "EXCEPTION_HANDLER": "bazaar_common.errors.problem_exception_handler",
-            "UNAUTHENTICATED_USER": None,
-        },
-        "SPECTACULAR_SETTINGS": {
-            "TITLE": f"Bazaar {service} API",
-            "VERSION": "1.0.0",
-            "SERVE_INCLUDE_SCHEMA": False,
-            "COMPONENT_SPLIT_REQUEST": True,
-        },
-        **celery_settings(),
-        "LOGGING": logging_config(service),
-        "SESSION_COOKIE_NAME": f"bazaar_{service}_session",
-        "CSRF_COOKIE_NAME": f"bazaar_{service}_csrftoken",
-        "SECURE_CONTENT_TYPE_NOSNIFF": True,
-        # Behind an ingress that terminates TLS: trust its X-Forwarded-Proto, and list the
-        # public origins of the admins so their forms pass the CSRF origin check.
-        "CSRF_TRUSTED_ORIGINS": env_list("CSRF_TRUSTED_ORIGINS", []),
-        "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None,
-        "X_FRAME_OPTIONS": "DENY",
-        "DATA_UPLOAD_MAX_MEMORY_SIZE": env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024),
-        "API_JSON_MAX_DEPTH": env_int("API_JSON_MAX_DEPTH", 32),
-        # Error reports never carry a credential, and development mode shows no debug page.
-        "DEFAULT_EXCEPTION_REPORTER_FILTER": "bazaar_common.errors.MaskingExceptionReporterFilter",
-        "DEFAULT_EXCEPTION_REPORTER": "bazaar_common.errors.ProblemExceptionReporter",
-        "DISCOVERY_TTL_SECONDS": env_float("DISCOVERY_TTL_SECONDS", 6.0),
-        "DISCOVERY_HEARTBEAT_SECONDS": env_float("DISCOVERY_HEARTBEAT_SECONDS", 2.0),
-        # Delivery of messages to their consumer (see bazaar_common.outbox.services): the first
-        # wait for an acknowledgement, doubled after every re-send up to the cap, and how many
-        # sends before the flow is settled safely and flagged for support.
-        "OUTBOX_ACK_TIMEOUT_SECONDS": env_float("OUTBOX_ACK_TIMEOUT_SECONDS", 30.0),
-        "OUTBOX_ACK_BACKOFF_MAX_SECONDS": env_float("OUTBOX_ACK_BACKOFF_MAX_SECONDS", 600.0),
-        "OUTBOX_MAX_ATTEMPTS": env_int("OUTBOX_MAX_ATTEMPTS", 10),
-    }
+    return secret_key
 
 
-def celery_settings() -> dict[str, Any]:
-    """Broker and task settings (``CELERY_`` namespace); the trade-offs are in ``celery.py``."""
+@dataclass(frozen=True)
+class ServiceIdentity:
+    name: str  # "orders": its database file, cache prefix, cookies, log lines
+    package: str  # "order_service": where its urls and wsgi application are
+
+
+_identity: ServiceIdentity | None = None
+
+
+def identify(service: str, *, package: str) -> None:
+    """Name the service whose settings this process loads. Its ``config/settings.py`` calls this
+    first, then star-imports :mod:`bazaar_common.shared_settings`, whose service-dependent names
+    (``DATABASES``, ``CACHES``, ``ROOT_URLCONF``, …) follow from it. A process loads one service's
+    settings (as Django does); naming a second one is an error, not a silent mix."""
+    global _identity
+    wanted = ServiceIdentity(service, package)
+    if _identity is not None and _identity != wanted:
+        raise ImproperlyConfigured(f"This process loads the {_identity.name} settings; it cannot load {service}'s too.")
+    _identity = wanted
+
+
+def identity() -> ServiceIdentity:
+    if _identity is None:
+        raise ImproperlyConfigured(
+            "bazaar_common.settings.identify(service, package=...) must be called before "
+            "bazaar_common.shared_settings is imported (see a service's config/settings.py)."
+        )
+    return _identity
+
+
+def celery_broker_url() -> str:
+    return env("CELERY_BROKER_URL") or redis_url()
+
+
+def celery_broker_settings(broker_url: str) -> dict[str, Any]:
+    """The broker-dependent Celery settings (``CELERY_``-less names), from the environment; the
+    trade-offs are in ``celery.py``. ``make_celery_app`` applies them to the app."""
     from bazaar_common.celery import broker_settings
 
-    broker_url = env("CELERY_BROKER_URL") or redis_url()
-    tuned = broker_settings(
+    return broker_settings(
         broker_url,
         visibility_timeout=env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 60),
         restore_seconds=env_int("CELERY_UNACKED_RESTORE_SECONDS", 5),
         heartbeat_seconds=env_int("CELERY_BROKER_HEARTBEAT_SECONDS", 10),
         task_time_limit=env_int("CELERY_TASK_TIME_LIMIT_SECONDS", 30),
+        retry_backoff_max=celery_retry_backoff_max(),
     )
-    return {
-        "CELERY_BROKER_URL": broker_url,
-        "CELERY_TASK_ALWAYS_EAGER": env_bool("CELERY_TASK_ALWAYS_EAGER", False),
-        **{f"CELERY_{name.upper()}": value for name, value in tuned.items()},
-    }
+
+
+def celery_retry_backoff_max() -> int:
+    """The longest countdown of a consumer's retry (seconds); the Redis visibility timeout must
+    cover it plus the task's hard limit."""
+    return env_int("CELERY_RETRY_BACKOFF_MAX_SECONDS", 30)
 
 
 def logging_config(service: str) -> dict[str, Any]:

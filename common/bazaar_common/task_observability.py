@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from celery.signals import task_postrun, task_prerun
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
+from bazaar_common.observability import tag_span_with_request_id
 from bazaar_common.request_id import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -59,6 +61,11 @@ def _task_finished(task_id: str | None = None, task: Any = None, state: str | No
     if started is None:
         return
     began, token = started
+    request_id = current_request_id.get()
+    if request_id:
+        # The task's span is still current here (the Celery instrumentation's postrun handler,
+        # connected after this one, ends it).
+        tag_span_with_request_id(request_id)
     seconds = time.perf_counter() - began
     TASK_DURATION.labels(task.name).observe(seconds)
     # Logged while the task's request id is still current: the line joins the request's others.
@@ -111,31 +118,69 @@ class OutboxBacklogCollector:
 
 
 class QueueDepthCollector:
-    """``bazaar_queue_depth_messages{queue}``: messages waiting in the broker for these queues."""
+    """``bazaar_queue_depth_messages{queue}``: messages waiting in the broker for these queues.
 
-    def __init__(self, app: Any, queues: Iterable[str]) -> None:
+    Measured by a thread of its own every ``interval_seconds``, never by the scrape: a broker that
+    is away or hung (the client's connection retries alone take seconds) must not hold the scrape
+    past its timeout, which would lose every other metric of the process, the outbox backlog
+    included, just when it matters. A scrape reports the last measurement while it is fresh
+    (younger than ``max_age_seconds``); with none, no sample (the queue is not known to be empty).
+    """
+
+    def __init__(
+        self, app: Any, queues: Iterable[str], *, interval_seconds: float = 2.0, max_age_seconds: float = 10.0
+    ) -> None:
         self.app = app
         self.queues = list(queues)
+        self.interval_seconds = interval_seconds
+        self.max_age_seconds = max_age_seconds
+        self._last: tuple[float, dict[str, int]] | None = None  # (monotonic time, depth per queue)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
+        self.start()
+        last = self._last
+        if last is None or time.monotonic() - last[0] > self.max_age_seconds:
+            return
+        family = GaugeMetricFamily("bazaar_queue_depth_messages", "Messages waiting in a queue.", labels=["queue"])
+        for queue in self.queues:
+            family.add_metric([queue], last[1][queue])
+        yield family
+
+    def start(self) -> None:
+        """Start measuring (the first scrape does it, in the process that serves the metrics)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="queue-depth", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            depths = self.measure()
+            if depths is not None:
+                self._last = (time.monotonic(), depths)
+            time.sleep(self.interval_seconds)
+
+    def measure(self) -> dict[str, int] | None:
+        """The depth of each queue now, or None when the broker does not answer."""
         from kombu.exceptions import ChannelError
 
-        family = GaugeMetricFamily("bazaar_queue_depth_messages", "Messages waiting in a queue.", labels=["queue"])
+        depths: dict[str, int] = {}
         try:
             with self.app.connection_for_read() as conn:
-                conn.ensure_connection(max_retries=1)
+                conn.ensure_connection(max_retries=0)
                 channel = conn.default_channel
                 for queue in self.queues:
                     try:
-                        depth = channel.queue_declare(queue=queue, passive=True).message_count
+                        depths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
                     except ChannelError:  # not declared yet, or (Redis) empty: nothing waits
-                        depth = 0
+                        depths[queue] = 0
                         channel = conn.channel()
-                    family.add_metric([queue], depth)
-        except Exception as exc:  # broker away: no sample (the queue is not known to be empty)
+        except Exception as exc:  # broker away: no new measurement
             logger.warning("queue depth not measured", extra={"error": str(exc)})
-            return
-        yield family
+            return None
+        return depths
 
 
 def start_worker_observability(service: str, *, queues: Iterable[str]) -> None:

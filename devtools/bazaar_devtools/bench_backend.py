@@ -3,15 +3,22 @@
 No database (so the benchmark measures HTTP, Django and the gateway, not PostgreSQL), but the
 same stack as a service: Django's request handling, the request-id middleware, DRF's view, JSON
 rendering. Served by granian exactly like a service instance.
+
+With ``BENCH_BACKEND_AUTH=1`` it authenticates as every service does (the shared
+``JWTAuthentication``: local RS256 check and the revocation lookup in ``REVOCATION_REDIS_URL``) and
+refuses anonymous requests; :mod:`bazaar_devtools.bench_revocation` uses that.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import django
 from django.conf import settings
+
+AUTHENTICATED = os.environ.get("BENCH_BACKEND_AUTH", "0") == "1"
 
 if not settings.configured:
     settings.configure(
@@ -26,9 +33,13 @@ if not settings.configured:
             "django.middleware.common.CommonMiddleware",
         ],
         DATABASES={},
+        REDIS_URL=os.environ.get("REDIS_URL", ""),
+        REVOCATION_REDIS_URL=os.environ.get("REVOCATION_REDIS_URL", ""),
         REST_FRAMEWORK={
-            "DEFAULT_AUTHENTICATION_CLASSES": [],
-            "DEFAULT_PERMISSION_CLASSES": [],
+            "DEFAULT_AUTHENTICATION_CLASSES": (
+                ["bazaar_common.auth.authentication.JWTAuthentication"] if AUTHENTICATED else []
+            ),
+            "DEFAULT_PERMISSION_CLASSES": (["rest_framework.permissions.IsAuthenticated"] if AUTHENTICATED else []),
             "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
             "UNAUTHENTICATED_USER": None,
         },
@@ -59,7 +70,7 @@ DELAY_SECONDS = float(os.environ.get("BENCH_BACKEND_DELAY_MS", "0")) / 1000
 
 
 class ProductsApi(APIView):
-    def get(self, request, path: str = ""):  # type: ignore[no-untyped-def]
+    def get(self, request: Any, path: str = "") -> Any:
         if DELAY_SECONDS:
             time.sleep(DELAY_SECONDS)
         return Response({"count": len(PRODUCTS), "next": None, "previous": None, "results": PRODUCTS})

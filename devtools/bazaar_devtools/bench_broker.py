@@ -120,6 +120,8 @@ def redelivery(platform: E2EPlatform) -> float:
         platform.stop_instance(worker, signal.SIGTERM)
     doomed = platform.platform.start_worker("catalog", beat=True, pool="prefork")  # children to freeze
     log = doomed.log_path
+    assert log is not None, "the worker was started with a log file"
+    assert doomed.popen is not None, "the worker is running"
     since = log.stat().st_size  # the log file is shared with the workers before it
 
     def logged(text: str) -> bool:

@@ -32,6 +32,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import urllib3
@@ -129,6 +130,14 @@ def cpu_seconds(pids: list[int]) -> float:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
+def _wrk_figure(pattern: str, output: str) -> str:
+    """One figure of wrk's report; a report without it means wrk failed."""
+    found = re.search(pattern, output)
+    if found is None:
+        raise RuntimeError(f"wrk's report has no {pattern!r}:\n{output}")
+    return found.group(1)
+
+
 def _to_ms(text: str) -> float:
     found = re.match(r"([\d.]+)(us|ms|s|m)", text)
     if not found:
@@ -149,10 +158,10 @@ def run_wrk(label: str, url: str, headers: dict[str, str], duration: float, conn
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    requests_done = int(re.search(r"(\d+) requests in ([\d.]+)(\w+)", output).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p50 = _to_ms(re.search(r"\s50%\s+(\S+)", output).group(1))
-    p99 = _to_ms(re.search(r"\s99%\s+(\S+)", output).group(1))
+    requests_done = int(_wrk_figure(r"(\d+) requests in ([\d.]+)(\w+)", output))
+    rps = float(_wrk_figure(r"Requests/sec:\s+([\d.]+)", output))
+    p50 = _to_ms(_wrk_figure(r"\s50%\s+(\S+)", output))
+    p99 = _to_ms(_wrk_figure(r"\s99%\s+(\S+)", output))
     errors = 0
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if non_2xx:
@@ -164,8 +173,8 @@ def run_wrk(label: str, url: str, headers: dict[str, str], duration: float, conn
 
 
 def _python_worker(
-    url: str, headers: dict[str, str], deadline: float, connections: int, queue: multiprocessing.Queue
-) -> None:  # type: ignore[type-arg]
+    url: str, headers: dict[str, str], deadline: float, connections: int, queue: multiprocessing.Queue[Any]
+) -> None:
     import threading
 
     latencies: list[float] = []
@@ -200,7 +209,7 @@ def run_python_load(
 ) -> Result:
     processes = max(1, threads)
     deadline = time.time() + duration
-    queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    queue: multiprocessing.Queue[Any] = multiprocessing.Queue()
     per_process = max(1, connections // processes)
     workers = [
         multiprocessing.Process(target=_python_worker, args=(url, headers, deadline, per_process, queue))

@@ -7,6 +7,7 @@ constants here, stated in the document.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -22,35 +23,95 @@ TARGET_UTILISATION = 0.6
 CORES_PER_POD = 1.0
 
 
-# PostgreSQL connections a process can hold (bazaar_common.settings.database_config): Django keeps
-# one per thread that used the database, for DB_CONN_MAX_AGE seconds.
-WEB_THREADS = 8
+# PostgreSQL connections a process can hold: bazaar_devtools.connections (measured by the e2e test
+# tests/e2e/test_connection_budget.py and by make bench-connections, whose last figures are in
+# docs/connections.json).
+CHART_WEB = {"workers": 2, "threads": 8}  # charts/bazaar/values.yaml <service>.web
+LAUNCHER_WEB = {"workers": 1, "threads": 8}  # make up (bazaar_devtools.platform)
 WORKER_CONCURRENCY = 2
 DB_SERVICES = ("auth", "catalog", "orders", "profiles")
 POSTGRES_DEFAULT_MAX_CONNECTIONS = 100
+CONNECTION_HEADING = "## Database connections per process"
 
-CONNECTION_BUDGET = [
-    "## Database connections per process",
-    "",
-    "| process | connections held at most | why |",
-    "|---|---:|---|",
-    f"| web instance of auth, catalog, orders, profiles | {WEB_THREADS} (`WEB_THREADS`) | one per request thread, "
-    "kept `DB_CONN_MAX_AGE` = 60 s so a request pays no PostgreSQL backend start |",
-    "| gateway instance | 0 held (1 while an admin page or /readyz runs) | its database serves only its admin: "
-    "`CONN_MAX_AGE` 0; the proxy path never touches it |",
-    f"| Celery worker | {WORKER_CONCURRENCY} + 1 with beat (`--concurrency`) | one per pool process |",
-    "",
-    f"One instance of every service: {len(DB_SERVICES)} × ({WEB_THREADS} + {WORKER_CONCURRENCY + 1}) = "
-    f"{len(DB_SERVICES) * (WEB_THREADS + WORKER_CONCURRENCY + 1)} connections at most. "
-    f"**Ten instances of every service do not fit** PostgreSQL's default "
-    f"{POSTGRES_DEFAULT_MAX_CONNECTIONS} directly "
-    f"({10 * len(DB_SERVICES) * (WEB_THREADS + WORKER_CONCURRENCY)} and more): run them behind PgBouncer in "
-    "transaction mode (the chart's optional PgBouncer, issue 14), where the server side needs only as many "
-    "connections as queries run at once (≈ cores × 2 per PostgreSQL), or lower `WEB_THREADS` and "
-    "`DB_CONN_MAX_AGE` per deployment. Django's built-in pool needs psycopg 3; the design card names "
-    "psycopg2, and it was not replaced.",
-    "",
-]
+
+def connection_lines(measured: dict[str, Any] | None) -> list[str]:
+    from bazaar_devtools.connections import WEB_EXTRA_PER_PROCESS, WORKER_EXTRA, web_budget, worker_budget
+
+    chart_web = web_budget("catalog", **CHART_WEB)
+    launcher_web = web_budget("catalog", **LAUNCHER_WEB)
+    worker = worker_budget(concurrency=WORKER_CONCURRENCY)
+    direct_ten = 10 * len(DB_SERVICES) * (chart_web + worker)
+    lines = [
+        CONNECTION_HEADING,
+        "",
+        "The budget (`bazaar_devtools/connections.py`; `tests/e2e/test_connection_budget.py` fails when a "
+        "process of the running platform holds more, counted in `pg_stat_activity` under load):",
+        "",
+        "| process | connections held at most | why |",
+        "|---|---:|---|",
+        f"| web instance of auth, catalog, orders, profiles | workers × (threads + {WEB_EXTRA_PER_PROCESS}): "
+        f"{chart_web} in the chart (2 × 8 threads), {launcher_web} in `make up` (1 × 8) | one per request thread, "
+        "kept `DB_CONN_MAX_AGE` = 60 s so a request pays no PostgreSQL backend start; `/readyz` runs in a request "
+        "thread and uses that thread's connection (it opens none of its own); plus the outbox publisher thread, "
+        "which gives its connection back whenever nothing waits to be published |",
+        "| gateway web instance | 0 held (while `/readyz` or an admin page runs: one for that request) | its database "
+        "serves only its admin (`CONN_MAX_AGE` 0): the proxy path never touches it; a `/readyz` or admin request "
+        "closes what it opened when it ends |",
+        f"| Celery worker | concurrency + {WORKER_EXTRA} = {worker} | one per pool process or thread, the outbox "
+        "relay thread, the outbox-backlog metric's query (closed after each scrape), the outbox publisher thread "
+        "that sends a task's replies after its commit (given back when idle) |",
+        "| beat (thread or process) | 0 | it only sends the periodic tasks |",
+        "",
+        f"Without a pooler, ten instances of every service need up to 10 × {len(DB_SERVICES)} × ({chart_web} + "
+        f"{worker}) = **{direct_ten}** connections with the chart's defaults, far over PostgreSQL's default "
+        f"{POSTGRES_DEFAULT_MAX_CONNECTIONS}. Behind the chart's PgBouncer (`pgbouncer.enabled`, transaction mode, "
+        "docs/deploy.md) the server side is capped at `pgbouncer.replicas × databases × (defaultPoolSize + "
+        "reservePoolSize)` = 2 × 5 × (5 + 2) = 70 whatever the number of pods; the chart refuses values whose cap "
+        "exceeds `postgres.maxConnections − reservedConnections`.",
+        "",
+    ]
+    if measured:
+        kinds = measured.get("client_peak_per_process_by_kind", {})
+        by_db = measured.get("server_peak_by_database", {})
+        lines += [
+            "### Measured: ten instances of every service behind PgBouncer",
+            "",
+            f"`make bench-connections`, {measured['when']}: {measured['instances_per_service']} web instances of "
+            f"each of the five services and {measured['workers_per_service']} Celery workers of each of the four "
+            f"({measured['processes']} processes, `make up`'s 1 worker × 8 threads per web instance, thread-pool "
+            f"workers of concurrency 2), through {measured['pgbouncer_replicas']} PgBouncer processes running the "
+            "chart's rendered `pgbouncer.ini` (default pool values), PostgreSQL 15 on this 2-core machine. Load for "
+            f"{measured['seconds']:.0f} s: {measured['readiness_requests']} `/readyz` requests round robin over every "
+            f"web instance and {measured['orders_placed']} orders through the gateway; "
+            f"{measured['errors']} errors; {measured['samples']} samples of `pg_stat_activity`.",
+            "",
+            *([measured["note"], ""] if measured.get("note") else []),
+            "| figure | connections |",
+            "|---|---:|",
+            f"| PostgreSQL, all the platform's databases (peak) | **{measured['server_peak_total']}** "
+            f"(cap {measured['pgbouncer_server_cap']}, default max_connections {POSTGRES_DEFAULT_MAX_CONNECTIONS}) |",
+        ]
+        lines += [f"| PostgreSQL, {name} database (peak) | {count} |" for name, count in sorted(by_db.items())]
+        lines += [
+            f"| held by the platform's processes on PgBouncer (peak; what PostgreSQL would see without it) | "
+            f"{measured['client_peak_total']} |",
+        ]
+        lines += [f"| one {kind} (peak) | {count} |" for kind, count in sorted(kinds.items())]
+        lines.append("")
+    return lines
+
+
+def load_measured_connections(directory: Path = DOCS) -> dict[str, Any] | None:
+    path = directory / "connections.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_connection_section(measured: dict[str, Any] | None, directory: Path = DOCS) -> None:
+    """Replace the connections section of docs/capacity.md (the rest is make bench's)."""
+    path = directory / "capacity.md"
+    text = path.read_text() if path.exists() else "# Capacity model\n\n"
+    head = text.split(CONNECTION_HEADING)[0].rstrip("\n") + "\n\n"
+    path.write_text(head + "\n".join(connection_lines(measured)))
 
 
 def _cpu(figures: dict[str, dict[str, Any]], key: str, field: str = "cpu_ms") -> float:
@@ -120,6 +181,11 @@ def write_capacity(figures: dict[str, dict[str, Any]], context: str, directory: 
         lines.append(
             f"| {row['what']} | {row['rate']:.0f} | {row['cpu_ms']:.3f} | {row['cores']:.2f} | {row['pods']} |"
         )
-    lines += ["", f"Total CPU at the planned peak: **{total:.2f} cores**.", "", *CONNECTION_BUDGET]
+    lines += [
+        "",
+        f"Total CPU at the planned peak: **{total:.2f} cores**.",
+        "",
+        *connection_lines(load_measured_connections(directory)),
+    ]
     directory.mkdir(exist_ok=True)
     (directory / "capacity.md").write_text("\n".join(lines))

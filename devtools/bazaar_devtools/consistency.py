@@ -11,13 +11,21 @@ the point: the APIs could agree with each other while a sold unit is back on sal
 * no reservation is held or committed for an order that is not live (also for unknown orders);
 * per product: on-hand and reserved equal the ledger's sums, and reserved equals the units of the
   held reservations;
-* no order reserved or committed twice in the ledger, no order charged twice.
+* no order reserved or committed twice in the ledger, no order charged twice;
+* no paid order's units ever went back on sale: no ``expire`` or ``release`` movement in the
+  ledger for an order that is paid, shipped or delivered (a re-commit afterwards would make the
+  counters agree again while the units were on sale in between: an oversell window).
+
+:func:`wait_until_consistent` polls that until it holds or a bound passes; :func:`execute` writes
+(a test's way to put a database into the state a fault leaves behind).
 
 :class:`ShopperLoad` keeps checkouts and payments going from threads and counts every answer.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 import threading
 import time
@@ -40,11 +48,24 @@ def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
             return conn.execute(sql.replace("%s", "?"), params).fetchall()
     import psycopg2
 
-    conn = psycopg2.connect(url, connect_timeout=5)
+    pg = psycopg2.connect(url, connect_timeout=5)
     try:
-        with conn.cursor() as cursor:
+        with pg.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
+    finally:
+        pg.close()
+
+
+def execute(url: str, sql: str, params: tuple[Any, ...] = ()) -> int:
+    """Run one writing statement (``%s`` placeholders) on PostgreSQL; returns the rows it changed."""
+    import psycopg2
+
+    conn = psycopg2.connect(url, connect_timeout=5)
+    try:
+        with conn, conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount
     finally:
         conn.close()
 
@@ -88,7 +109,36 @@ def consistency_violations(
     problems += _orphan_holds(orders_db=orders_db, catalog_db=catalog_db)
     problems += _ledger(catalog_db=catalog_db, product_ids=products)
     problems += _duplicates(orders_db=orders_db, catalog_db=catalog_db, order_ids=ids)
+    problems += _paid_stock_put_back(orders=orders, catalog_db=catalog_db)
     return problems
+
+
+def wait_until_consistent(
+    *, orders_db: str, catalog_db: str, order_ids: Iterable[str], product_ids: Iterable[int], timeout: float
+) -> list[str]:
+    """Poll :func:`consistency_violations` until there is none or ``timeout`` s pass; the last list."""
+    ids, products = list(order_ids), list(product_ids)
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = consistency_violations(
+            orders_db=orders_db, catalog_db=catalog_db, order_ids=ids, product_ids=products
+        )
+        if not problems or time.monotonic() > deadline:
+            return problems
+        time.sleep(1)
+
+
+def _paid_stock_put_back(*, orders: dict[str, str], catalog_db: str) -> list[str]:
+    paid = [order_id for order_id, status in orders.items() if status in ("paid", "shipped", "delivered")]
+    if not paid:
+        return []
+    moves = query(
+        catalog_db,
+        f"SELECT order_id, reason, COUNT(*) FROM inventory_stockmovement "
+        f"WHERE order_id IN ({_in(paid)}) AND reason IN ('expire', 'release') GROUP BY order_id, reason",
+        tuple(paid),
+    )
+    return [f"order {o}: {orders[o]} but its units went back on sale ({n} '{reason}')" for o, reason, n in moves]
 
 
 def _orphan_holds(*, orders_db: str, catalog_db: str) -> list[str]:
@@ -162,6 +212,43 @@ def _duplicates(*, orders_db: str, catalog_db: str, order_ids: list[str]) -> lis
     return problems
 
 
+def sign_in_demo_accounts(api: Callable[..., Any]) -> dict[str, str]:
+    """An access token per demo account (by email), waiting out the sign-in limit if it bites."""
+    from bazaar_common.demo import DEMO_ACCOUNTS, DEMO_PASSWORD
+
+    found = {}
+    for account in DEMO_ACCOUNTS:
+        for _ in range(6):
+            response = api("POST", "/api/v1/auth/token", json={"email": account.email, "password": DEMO_PASSWORD})
+            if response.status_code != 429:
+                break
+            time.sleep(float(response.headers.get("Retry-After", "5")))
+        if response.status_code != 200:
+            raise AssertionError(f"sign-in of {account.email}: {response.status_code} {response.text}")
+        found[account.email] = response.json()["access"]
+    return found
+
+
+def create_product(api: Callable[..., Any], merchant_token: str, *, stock: int = 500) -> int:
+    """A new product of the demo merchant with ``stock`` units; its id."""
+    response = api(
+        "POST",
+        "/api/v1/catalog/merchant/products",
+        merchant_token,
+        json={"name": "Fault item", "sku": f"F-{uuid.uuid4().hex[:10]}", "price": "3.00", "initial_stock": stock},
+    )
+    if response.status_code != 201:
+        raise AssertionError(f"product not created: {response.status_code} {response.text}")
+    return int(response.json()["id"])
+
+
+def token_expires_at(token: str) -> float:
+    """The ``exp`` claim of a JWT (seconds since the epoch); 0 when it has none."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return float(claims.get("exp", 0))
+
+
 @dataclass
 class ShopperLoad:
     """Concurrent checkouts of one product, each order paid once it is reserved, from threads.
@@ -217,8 +304,15 @@ class ShopperLoad:
                     self.failed_reads.append(repr(exc))
             time.sleep(self.pause)
 
+    # An order takes up to ~15 s from checkout to payment: a token renewed with less than this
+    # left could expire between the two, and a 401 then would be the token's age, not a fault.
+    RENEW_MARGIN_SECONDS = 60
+
     def _expired(self, token: str) -> bool:
-        return self.api("GET", "/api/v1/orders?page_size=1", token).status_code == 401
+        """Whether the access token expires within the margin, read from its own ``exp`` claim as a
+        client does before a request (no signature check: it is our token, not a credential we
+        trust)."""
+        return token_expires_at(token) - time.time() < self.RENEW_MARGIN_SECONDS
 
     def _one_order(self, token: str) -> None:
         body = {"items": [{"product_id": self.product_id, "quantity": 1}]}

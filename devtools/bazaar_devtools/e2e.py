@@ -2,8 +2,8 @@
 
 One platform per test session (starting it costs ~20-40 s): the gateway, every service's web
 instance and Celery worker, on free ports, with their own databases (PostgreSQL when
-``DATABASE_URL`` points at a server, else SQLite files in a temporary folder), Redis from
-``REDIS_URL`` (else embedded) and a separate broker that a test can stop and start, chosen by
+``DATABASE_URL`` points at a server, else SQLite files in a temporary folder), an embedded Redis of
+the run's own (``redis_down()`` plays its outage) and a separate broker that a test can stop and start, chosen by
 ``E2E_BROKER``:
 
 * ``redis`` (default): an embedded redis-server of the run's own; ``stop()`` ends the process.
@@ -17,11 +17,12 @@ Tests that kill or add instances must leave one healthy instance of every servic
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -29,6 +30,7 @@ import requests
 
 from bazaar_common.demo import DEMO_PASSWORD
 from bazaar_common.discovery import RedisRegistry
+from bazaar_devtools.otlp import OtlpReceiver
 from bazaar_devtools.platform import (
     ALL_PROJECTS,
     BY_NAME,
@@ -54,8 +56,14 @@ E2E_ENV = {
     "DISCOVERY_HEARTBEAT_SECONDS": "1",
     "DISCOVERY_CACHE_SECONDS": "0.5",
     "LOG_LEVEL": "INFO",
-    # Tasks of a killed worker come back after this, instead of the production hour.
-    "CELERY_VISIBILITY_TIMEOUT_SECONDS": "20",
+    # Tasks of a killed worker come back after this on Redis (production: 60 s); the timeout
+    # covers the task's hard limit plus a retry's longest countdown (30 + 4 = 34), as the Celery
+    # app demands (bazaar_common.celery.check_redis_visibility). The limit stays the production
+    # 30 s: its soft limit (25 s) must stay above SQLite's 20 s lock wait, or on SQLite a broker
+    # outage's lock waits end as interrupted tasks instead of retried "database is locked" errors
+    # (tried at 16 s: the orders file then answered "database disk image is malformed").
+    "CELERY_VISIBILITY_TIMEOUT_SECONDS": "34",
+    "CELERY_RETRY_BACKOFF_MAX_SECONDS": "4",
     "CELERY_UNACKED_RESTORE_SECONDS": "5",
     # A message its consumer has not acknowledged is sent again after 2 s, 4 s, 8 s, then every
     # 10 s, for about 3 minutes before its flow is settled and flagged (production: 30 s doubling
@@ -65,6 +73,8 @@ E2E_ENV = {
     "OUTBOX_MAX_ATTEMPTS": "20",
     "ORDER_RECONCILE_INTERVAL_SECONDS": "5",
     "ORDER_RECONCILE_MIN_AGE_SECONDS": "10",
+    # The catalog asks about overdue holds every second (production: 30 s).
+    "INVENTORY_EXPIRY_SWEEP_SECONDS": "1",
 }
 
 
@@ -118,15 +128,19 @@ def e2e_broker(directory: Any, tag: str | None = None) -> Broker:
         raise ValueError(f"E2E_BROKER must be one of {', '.join(BROKERS)}, got {kind!r}")
     if kind == "rabbitmq":
         return RabbitBroker()
-    return EmbeddedRedisBroker(directory=directory, tag=tag).start()
+    broker = EmbeddedRedisBroker(directory=directory, tag=tag)
+    broker.start()
+    return broker
 
 
 class E2EPlatform:
     """What a test uses to drive the running platform."""
 
-    def __init__(self, platform: Platform, broker: Broker) -> None:
+    def __init__(self, platform: Platform, broker: Broker, *, traces: OtlpReceiver | None = None) -> None:
         self.platform = platform
         self.broker = broker
+        # Where the processes export their spans (the e2e session's receiver), if anywhere.
+        self.traces = traces
         self.gateway_url = f"http://127.0.0.1:{platform.config.gateway_port}"
         self.redis_url = platform.redis_url
         self.registry = RedisRegistry.from_url(platform.redis_url, cache_seconds=0)
@@ -177,6 +191,18 @@ class E2EPlatform:
                 self.start_instance(spec.name)
             if spec.has_worker and not self.workers(spec.name):
                 self.platform.start_worker(spec.name, beat=True)
+
+    @contextlib.contextmanager
+    def redis_down(self) -> Iterator[None]:
+        """Redis (registry, caches, limits, revocation) away for the block, then back *empty*
+        on the same port (a restart without persistence)."""
+        redis_server = self.platform.embedded_redis
+        assert redis_server is not None, "the e2e platform runs a redis-server of its own"
+        redis_server.stop()
+        try:
+            yield
+        finally:
+            redis_server.start()
 
     def wait_registered(self, service: str, count: int, timeout: float = 15) -> list[Any]:
         return wait_for(lambda: (found := self.registry.lookup(service)) and len(found) == count and found,
@@ -229,7 +255,9 @@ def e2e_config(var_dir: Any) -> tuple[PlatformConfig, list[str]]:
         gateway_port=free_port(),
         port_base=20000 + (int(run_id, 16) % 400) * 100,
         database_url=database_url,
-        redis_url=os.environ.get("REDIS_URL") or None,
+        # A redis-server of the run's own (as the broker): a test can take it down and bring it
+        # back empty (``E2EPlatform.redis_down``) without touching anyone else's Redis.
+        redis_url=None,
         extra_env=dict(E2E_ENV),
         worker_concurrency=2,
         # As deployed (the chart): prefork children, which enforce the hard task time limit the

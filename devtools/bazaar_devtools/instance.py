@@ -1,7 +1,9 @@
 """``make instance SERVICE=catalog``: start one more instance into the running platform.
 
 It registers itself in discovery; the gateway sends it traffic within a few seconds, with no
-restart and no configuration change. Ctrl-C stops it (it deregisters on the way out).
+restart and no configuration change. When ``make up`` runs a Prometheus, the instance adds its
+metrics port to Prometheus's targets (a file of its own in ``var/prometheus/targets/``, removed
+when it stops). Ctrl-C stops it (it deregisters on the way out).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 import time
 
 from bazaar_devtools.platform import BY_NAME, Platform, PlatformConfig, launcher_alive, read_state
+from bazaar_devtools.prometheus import Prometheus
 
 
 def main(argv: list[str]) -> int:
@@ -24,14 +27,19 @@ def main(argv: list[str]) -> int:
         print("The platform is not running (start it with `make up`).", file=sys.stderr)
         return 1
     assert state is not None
-    config.redis_url = state["redis_url"]
-    config.broker_url = state["broker_url"]
-    config.database_url = state["database_url"]
+    config.redis_url = str(state["redis_url"])
+    config.broker_url = str(state["broker_url"])
+    config.database_url = str(state["database_url"]) if state["database_url"] else None
+    if state.get("prometheus_url"):
+        config.extra_env["PROMETHEUS_URL"] = str(state["prometheus_url"])  # as the launcher's processes have it
     platform = Platform(config)
-    platform.redis_url, platform.broker_url = config.redis_url, config.broker_url
+    platform.redis_url, platform.broker_url = config.redis_url, config.broker_url or config.redis_url
     # Ports already taken by running instances are skipped.
     platform._next_replica[argv[0]] = 1
     proc = platform.start_instance(argv[0])
+    targets = None
+    if state.get("prometheus_url"):
+        targets = Prometheus(config.var_dir / "prometheus").write_targets(f"instance-{proc.instance_id}", [proc])
     print(f"{proc.name} ({proc.instance_id}) is up at {proc.url}; logs: {proc.log_path}", flush=True)
     # Installed explicitly: a process started in the background inherits SIGINT ignored.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
@@ -40,6 +48,8 @@ def main(argv: list[str]) -> int:
         while proc.alive:
             time.sleep(1)
     finally:
+        if targets is not None:
+            targets.unlink(missing_ok=True)
         platform.stop(proc)
         print(f"{proc.name} stopped (deregistered, in-flight requests finished)", flush=True)
     return 0

@@ -322,9 +322,10 @@ class PlatformConfig:
     # Threads, not prefork children: one process per worker instead of three (about 100 MiB less
     # each). A task of a killed worker is not lost either way: acks are late, so what it held is
     # redelivered (see bazaar_common.celery); prefork's reject-on-worker-lost covers a lost child.
-    # The cost, acceptable on a laptop: threads do not enforce the hard task time limit, so a task
-    # hung past the Redis visibility timeout may run twice (consumers are idempotent). The chart
-    # and the e2e platform run prefork.
+    # Celery's threads pool does not enforce the task time limits; bazaar_common.celery's
+    # ThreadPoolDeadlines does (soft: SoftTimeLimitExceeded in the task's thread; hard: the worker
+    # exits and is restarted, as prefork would kill its child), so a task never outlives the Redis
+    # visibility timeout here either. The chart and the e2e platform run prefork.
     worker_pool: str = "threads"
     web_threads: int = 8
 
@@ -404,7 +405,29 @@ class Platform:
         }
         if spec is AUTH:
             env["SERVICE_CREDENTIALS"] = ",".join(f"{k}:{v}" for k, v in self.credentials.items())
+        if not self.config.debug:
+            env.update(self._production_secrets())
         return env
+
+    def _production_secrets(self) -> dict[str, str]:
+        """What a service refuses to start without when ``DEBUG`` is off, made for this run: a
+        secret key and an RS256 signing key (kept in var/, like the development ones)."""
+        keys = self.var_dir / "production-keys"
+        if not any(keys.glob("*.pem")):
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            keys.mkdir(parents=True, exist_ok=True)
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            (keys / f"{secrets.token_hex(4)}.pem").write_bytes(pem)
+        secret_file = self.var_dir / "production-secret-key"
+        if not secret_file.exists():
+            secret_file.write_text(secrets.token_urlsafe(50))
+            secret_file.chmod(0o600)
+        return {"SECRET_KEY": secret_file.read_text(), "JWT_SIGNING_KEYS_DIR": str(keys)}
 
     def manage(self, spec: ServiceSpec, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -33,15 +33,21 @@ def _run(command: list[str], **kwargs: object) -> bool:
     return subprocess.run(command, cwd=ROOT, **kwargs).returncode == 0  # type: ignore[call-overload]
 
 
+def _cannot_run(step: str, needs: str) -> bool | None:
+    """A step this machine cannot run: NOT RUN (None), announced, on a laptop; a failure in CI,
+    which must run every step rather than pass one unchecked."""
+    message = f"{step}: needs {needs}"
+    if os.environ.get("CI"):
+        print(f"\nFAIL {message}")
+        return False
+    print(f"\n[{step}] NOT RUN — {message}; CI runs it.")
+    return None
+
+
 def chart() -> bool | None:
     """True/False, or None when helm cannot be had on this machine (announced)."""
     if not (os.environ.get("HELM") or shutil.which("npm") or _helm_cached()):
-        message = "chart: needs npm (helm comes from an npm package) or HELM=/path/to/helm"
-        if os.environ.get("CI"):
-            print(f"\nFAIL {message}")
-            return False
-        print(f"\n[chart] NOT RUN — {message}; CI runs it.")
-        return None
+        return _cannot_run("chart", "npm (helm comes from an npm package) or HELM=/path/to/helm")
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     return _run(["bash", "charts/check.sh"], env=env)
 
@@ -93,7 +99,12 @@ def docker() -> bool:
     return ok
 
 
-def migration_safety() -> bool:
+def migration_safety() -> bool | None:
+    """The migration linter reads the SQL of PostgreSQL, the production engine; SQLite's table
+    rebuilds would read as drops. Without a PostgreSQL ``DATABASE_URL`` the step says NOT RUN (and
+    fails in CI, which always has one)."""
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        return _cannot_run("migration-safety", "PostgreSQL (DATABASE_URL=postgres://…)")
     return _run([sys.executable, "-m", "bazaar_devtools.migration_safety"])
 
 
@@ -106,12 +117,7 @@ def alerts() -> bool | None:
     promtool = shutil.which("promtool")
     alerts_dir = ROOT / "charts" / "bazaar" / "files" / "alerts"
     if promtool is None:
-        message = "alerts: needs promtool (apt-get install prometheus)"
-        if os.environ.get("CI"):
-            print(f"\nFAIL {message}")
-            return False
-        print(f"\n[alerts] NOT RUN — {message}; CI runs it.")
-        return None
+        return _cannot_run("alerts", "promtool (apt-get install prometheus)")
     rules = sorted(str(path) for path in alerts_dir.glob("*.yaml"))
     tests = sorted(str(path) for path in (alerts_dir / "tests").glob("*.yml"))
     if not rules or not tests:

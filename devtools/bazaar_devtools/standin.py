@@ -71,6 +71,8 @@ class StandIn:
     def base_url(self) -> str:
         assert self._server is not None, "start() the stand-in first"
         host, port = self._server.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def calls_to(self, method: str, path: str) -> list[Call]:

@@ -11,7 +11,12 @@
 * Every child dies with the launcher however it stops, SIGKILL included (``PR_SET_PDEATHSIG``,
   process groups and a watchdog, see :mod:`bazaar_devtools.watchdog`). Ctrl-C or ``make down``
   (from any shell) stops it in order.
-* ``var/platform.json`` says what runs where (``make instance``, ``make down``, Prometheus read it).
+* ``var/platform.json`` says what runs where (``make instance``, ``make down`` read it).
+* When the ``prometheus`` binary is installed (Debian's package), a real Prometheus runs too, as
+  one more supervised process: it scrapes every process's ``METRICS_PORT`` (file-based discovery
+  in ``var/prometheus/targets/``, where ``make instance`` adds its own) and loads the chart's alert
+  rules; see :mod:`bazaar_devtools.prometheus`. ``PROMETHEUS_PORT`` (default 9090; a free one
+  when that is taken). Without the binary the banner says how to install it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 import urllib3
 
 from bazaar_common.demo import DEMO_ACCOUNTS, DEMO_PASSWORD
+from bazaar_devtools import prometheus as prom
 from bazaar_devtools.platform import (
     GATEWAY,
     SERVICES,
@@ -34,6 +40,7 @@ from bazaar_devtools.platform import (
     Platform,
     PlatformConfig,
     Proc,
+    _port_free,
     launcher_alive,
     read_state,
     tail,
@@ -45,8 +52,12 @@ BACKOFF_MAX_SECONDS = 30.0
 STABLE_AFTER_SECONDS = 60.0  # a process that stayed up this long starts again from the first back-off
 
 
-def banner(platform: Platform) -> str:
+def banner(platform: Platform, prometheus: prom.Prometheus | None = None) -> str:
     gateway = f"http://127.0.0.1:{gateway_proc(platform).port}"
+    if prometheus is not None:
+        monitoring = f"{prometheus.url}  (alerts: {prometheus.url}/alerts, targets: {prometheus.url}/targets)"
+    else:
+        monitoring = f"not started: no prometheus binary ({prom.INSTALL_HINT})"
     lines = [
         "",
         "Bazaar is up.",
@@ -61,6 +72,7 @@ def banner(platform: Platform) -> str:
         f"  Redis: {platform.redis_url}" + ("  (embedded)" if platform.embedded_redis else ""),
         "  Databases: " + ("PostgreSQL" if platform.config.database_url else f"SQLite under {platform.var_dir}"),
         f"  Logs: {platform.log_dir}/<process>.log",
+        f"  Prometheus: {monitoring}",
         "",
         f"  Demo accounts (password: {DEMO_PASSWORD}):",
         *(f"    {account.email:<24} roles: {', '.join(account.roles)}" for account in DEMO_ACCOUNTS),
@@ -83,9 +95,23 @@ def exit_reason(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def local_prometheus(platform: Platform) -> prom.Prometheus | None:
+    """The Prometheus ``make up`` runs beside the platform, or None when there is no binary."""
+    if prom.binary() is None:
+        return None
+    wanted = int(os.environ.get("PROMETHEUS_PORT", "9090") or 0)
+    port = wanted if wanted and _port_free(wanted) else 0  # 0: a free port (the banner names it)
+    server = prom.Prometheus(platform.var_dir / "prometheus", port=port, tag=platform.tag)
+    # Targets of an earlier run (a `make instance` killed with it) name processes that are gone.
+    for stale in server.targets_dir.glob("*.json"):
+        stale.unlink()
+    return server
+
+
 class Launcher:
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Platform, prometheus: prom.Prometheus | None = None) -> None:
         self.platform = platform
+        self.prometheus = prometheus
         self.stopping = threading.Event()
         self.ready = threading.Event()
         self._print_lock = threading.Lock()
@@ -146,8 +172,11 @@ class Launcher:
             "broker_url": platform.broker_url,
             "database_url": platform.config.database_url,
             "var_dir": str(platform.var_dir),
+            "prometheus_url": self.prometheus.url if self.prometheus else None,
             "procs": [proc.describe() for proc in platform.procs],
         }
+        if self.prometheus:
+            self.prometheus.write_targets("platform", platform.procs)
         path = platform.var_dir / STATE_FILE
         path.with_suffix(".tmp").write_text(json.dumps(state, indent=2))
         path.with_suffix(".tmp").replace(path)
@@ -197,7 +226,7 @@ class Launcher:
             self.say("\n".join(lines))
         else:
             self.ready.set()
-            self.say(banner(self.platform))
+            self.say(banner(self.platform, self.prometheus))
 
     def request_stop(self, signum: int, frame: object) -> None:
         self.stopping.set()
@@ -226,7 +255,11 @@ def answers_ready(http: urllib3.PoolManager, proc: Proc) -> bool:
 
 def main() -> int:
     platform = Platform(PlatformConfig.from_env())
-    launcher = Launcher(platform)
+    prometheus = local_prometheus(platform)
+    if prometheus is not None:
+        # The orders support dashboard links to it.
+        platform.config.extra_env["PROMETHEUS_URL"] = prometheus.url
+    launcher = Launcher(platform, prometheus)
     problem = launcher.preflight()
     if problem:
         print(problem, file=sys.stderr, flush=True)
@@ -240,6 +273,8 @@ def main() -> int:
         if problem:
             print(problem, file=sys.stderr, flush=True)
             return 1
+        if prometheus is not None:
+            procs.append(prometheus.proc())
         print("Migrating databases…", flush=True)
         platform.prepare_databases()
         seeded = platform.seed_demo_data()

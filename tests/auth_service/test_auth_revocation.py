@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from auth_factories import PASSWORD, UserFactory  # noqa: I001 - this suite's factories module
+from django.core import mail
 
-from auth_service.accounts import services
+from auth_service.accounts import services, tasks
 from bazaar_common.auth import revocation
 from bazaar_common.auth.tokens import verify_access_token
 from bazaar_common.outbox.models import OutboxMessage
@@ -73,3 +76,27 @@ def test_erasure_revokes_the_access_tokens(login, bearer_client):
     services.user_erase(user_id=str(user.pk))
 
     assert bearer_client(session["access"]).get(ME).status_code == 401
+
+
+def test_a_password_reset_revokes_the_access_tokens_of_every_session(api_client, login, bearer_client, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    user = UserFactory(email="mia@example.com")
+    session = login("mia@example.com")
+    assert bearer_client(session["access"]).get(ME).status_code == 200
+
+    assert api_client.post("/api/v1/auth/password/reset", {"email": user.email}, format="json").status_code == 202
+    message = OutboxMessage.objects.get(task_name="auth.password_reset_mail_send")
+    tasks.password_reset_mail_send.apply(kwargs={"message_id": str(message.id), "payload": message.payload})
+    uid, token = re.search(r"uid=([^&\s]+)&token=([^\s]+)", mail.outbox[0].body).groups()
+    confirmed = api_client.post(
+        "/api/v1/auth/password/reset/confirm",
+        {"uid": uid, "token": token, "new_password": "a-brand-new-passphrase-7"},
+        format="json",
+    )
+
+    assert confirmed.status_code == 204
+    refused = bearer_client(session["access"]).get(ME)
+    assert refused.status_code == 401
+    assert refused.json()["detail"] == "Token has been revoked; sign in again."
+    reasons = [m.payload["reason"] for m in OutboxMessage.objects.filter(task_name="auth.sessions_revoked")]
+    assert reasons == ["password_reset"]

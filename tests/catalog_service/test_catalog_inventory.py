@@ -250,7 +250,8 @@ def test_commit_after_release_changes_nothing():
     assert Reservation.objects.get(order_id="order-1").status == "released"
 
 
-def test_expiry_releases_overdue_reservations_and_tells_the_order_service():
+def test_an_overdue_hold_is_not_released_on_the_catalogs_clock_the_order_service_is_asked():
+    # Given an overdue hold, a fresh one, and an overdue one already committed (paid)
     product = ProductFactory(initial_stock=5)
     reserve("overdue", [(product.pk, 2)])
     reserve("fresh", [(product.pk, 1)])
@@ -260,16 +261,61 @@ def test_expiry_releases_overdue_reservations_and_tells_the_order_service():
     Reservation.objects.filter(order_id__in=["overdue", "paid"]).update(expires_at=past)
     OutboxMessage.objects.all().delete()
 
-    released = tasks.expire_reservations()
+    # When the sweep runs
+    asked = tasks.expire_reservations()
 
-    assert released == 1
-    assert stock(product) == (4, 1)
+    # Then nothing goes back on sale: the order service is asked about the overdue hold, once
+    assert asked == 1
+    assert stock(product) == (4, 3)
     statuses = dict(Reservation.objects.values_list("order_id", "status"))
-    assert statuses == {"overdue": "released", "fresh": "held", "paid": "committed"}
-    assert replies() == [("orders.stock_rejected", {"order_id": "overdue", "reason": "expired", "shortages": []})]
-    assert StockMovement.objects.filter(reason="expire", order_id="overdue").count() == 1
+    assert statuses == {"overdue": "held", "fresh": "held", "paid": "committed"}
+    assert replies() == [("orders.hold_expiring", {"order_id": "overdue"})]
+    assert not StockMovement.objects.filter(reason__in=["expire", "release"]).exists()
     assert tasks.expire_reservations() == 0
     assert_ledger_adds_up(product)
+
+
+def test_an_overdue_hold_still_held_is_asked_about_again_after_the_reask_interval(settings):
+    settings.INVENTORY_EXPIRY_REASK_SECONDS = 60
+    product = ProductFactory(initial_stock=5)
+    reserve("kept", [(product.pk, 1)])
+    Reservation.objects.filter(order_id="kept").update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert tasks.expire_reservations() == 1
+    OutboxMessage.objects.all().delete()
+
+    # The order service kept it (still inside its payment window): no answer came
+    Reservation.objects.filter(order_id="kept").update(expiry_asked_at=timezone.now() - timedelta(seconds=61))
+
+    assert tasks.expire_reservations() == 1
+    assert replies() == [("orders.hold_expiring", {"order_id": "kept"})]
+    assert Reservation.objects.get(order_id="kept").status == "held"
+
+
+def test_the_order_services_answer_to_an_overdue_hold_commits_or_releases_it():
+    product = ProductFactory(initial_stock=5)
+    reserve("paid-late", [(product.pk, 2)])
+    reserve("unpaid", [(product.pk, 1)])
+    Reservation.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    tasks.expire_reservations()
+
+    commit("paid-late")
+    tasks.release_reservation(message_id=str(uuid.uuid4()), payload={"order_id": "unpaid", "reason": "Order expired."})
+
+    assert stock(product) == (3, 0)
+    statuses = dict(Reservation.objects.values_list("order_id", "status"))
+    assert statuses == {"paid-late": "committed", "unpaid": "released"}
+    assert_ledger_adds_up(product)
+
+
+def expired_before_hold_expiring(order_id: str) -> None:
+    """A hold released on the catalog's own clock, as catalogs before HoldExpiring did."""
+    from catalog_service.inventory.services import REJECT_EXPIRED, _release_held
+
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().get(order_id=order_id)
+        _release_held(
+            reservation, reason=REJECT_EXPIRED, movement_reason=StockMovement.Reason.EXPIRE, actor="system:old"
+        )
 
 
 def commit(order_id: str) -> None:
@@ -290,11 +336,11 @@ def test_commit_answers_committed_and_a_repeat_answers_the_same_without_change()
 
 
 def test_commit_of_a_hold_that_expired_takes_the_units_again_so_a_paid_order_is_never_on_sale():
-    # Given the hold of an order expired (its commit was late) and the units went back on sale
+    # Given the hold of an order expired on an older catalog's clock (its commit was late) and the
+    # units went back on sale
     product = ProductFactory(initial_stock=5)
     reserve("paid-late", [(product.pk, 2)])
-    Reservation.objects.filter(order_id="paid-late").update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert tasks.expire_reservations() == 1
+    expired_before_hold_expiring("paid-late")
     assert stock(product) == (5, 0)
     OutboxMessage.objects.all().delete()
 
@@ -311,8 +357,7 @@ def test_commit_of_a_hold_that_expired_takes_the_units_again_so_a_paid_order_is_
 def test_commit_of_an_expired_hold_whose_units_were_sold_meanwhile_fails_loudly():
     product = ProductFactory(initial_stock=2)
     reserve("paid-late", [(product.pk, 2)])
-    Reservation.objects.filter(order_id="paid-late").update(expires_at=timezone.now() - timedelta(seconds=1))
-    tasks.expire_reservations()
+    expired_before_hold_expiring("paid-late")
     reserve("other", [(product.pk, 1)])
     OutboxMessage.objects.all().delete()
 

@@ -298,6 +298,11 @@ def test_my_merchants(owner, merchant, rival):
 
     assert response.status_code == 200
     assert response.json() == {
+        "count": 1,
+        "page": 1,
+        "page_size": 20,
+        "next": None,
+        "previous": None,
         "results": [
             {
                 "id": merchant.pk,
@@ -306,8 +311,24 @@ def test_my_merchants(owner, merchant, rival):
                 "is_active": True,
                 "role": "owner",
             }
-        ]
+        ],
     }
+
+
+def test_merchant_lists_are_pages_of_the_shared_pagination(owner, merchant):
+    listed = owner.get(f"{BASE}/merchants", {"page_size": 1, "page": 1})
+    products = owner.get("/api/v1/catalog/products", {"page_size": 1})
+    grants = owner.get(f"{BASE}/merchants/{merchant.pk}/grants", {"page": 1})
+    past_the_end = owner.get(f"{BASE}/merchants", {"page": 9})
+    unknown = owner.get(f"{BASE}/merchants", {"sort": "name"})
+
+    assert (listed.status_code, listed.json()["count"], len(listed.json()["results"])) == (200, 1, 1)
+    assert set(products.json()) == set(listed.json())
+    # The one envelope of every list, the public product list's included
+    assert set(grants.json()) == {"count", "page", "page_size", "next", "previous", "results"}
+    assert past_the_end.status_code == 400
+    assert past_the_end.json()["errors"] == [{"field": "page", "reason": "This page is past the last page (1)."}]
+    assert unknown.json()["errors"] == [{"field": "sort", "reason": "Unknown query parameter."}]
 
 
 def test_admin_opens_a_merchant_and_sees_every_product(client_as, rival):

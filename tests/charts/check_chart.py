@@ -98,7 +98,8 @@ def env_of(container: dict) -> dict[str, dict]:
     return env
 
 
-def check_pod(kind_name: str, pod: dict, failures: list[str]) -> None:
+def check_pod(kind_name: str, pod: dict, failures: list[str], *, bazaar_process: bool = True) -> None:
+    """``bazaar_process``: a pod of ours (the PgBouncer pod runs other images, no Django)."""
     security = pod.get("securityContext", {})
     if security.get("runAsUser") != 10001 or not security.get("runAsNonRoot"):
         failures.append(f"{kind_name}: pod does not run as non-root uid 10001")
@@ -112,13 +113,13 @@ def check_pod(kind_name: str, pod: dict, failures: list[str]) -> None:
         if "resources" not in container or "requests" not in container["resources"]:
             failures.append(f"{where}: no resource requests")
         mounts = {mount["mountPath"] for mount in container.get("volumeMounts", [])}
-        if container["name"] != "seed-var" and not {"/app/var", "/tmp"} <= mounts:
+        if bazaar_process and container["name"] != "seed-var" and not {"/app/var", "/tmp"} <= mounts:
             failures.append(f"{where}: /app/var and /tmp are not mounted (read-only root file system)")
         for name, item in env_of(container).items():
             if name in SECRET_VARIABLES and "value" in item:
                 failures.append(f"{where}: {name} is inline, not from a Secret")
         env = env_of(container)
-        if container["name"] != "seed-var":
+        if bazaar_process and container["name"] != "seed-var":
             for required in ("DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS"):
                 if required not in env:
                     failures.append(f"{where}: {required} is not set")
@@ -201,9 +202,11 @@ def check_manifest(path: Path, failures: list[str]) -> None:
                 failures.append(f"{where}: beat is not a single replica recreated on update")
     check_network_policies(path.name, prefix, objects, failures)
     check_delivery_objects(path.name, prefix, objects, deployments, failures)
+    check_pgbouncer(path.name, prefix, objects, deployments, failures)
     for (kind, name), doc in objects.items():
         if kind in ("Deployment", "Job"):
-            check_pod(f"{path.name}: {name}", doc["spec"]["template"]["spec"], failures)
+            ours = name != f"{prefix}-pgbouncer"
+            check_pod(f"{path.name}: {name}", doc["spec"]["template"]["spec"], failures, bazaar_process=ours)
         elif kind == "HorizontalPodAutoscaler" and doc["apiVersion"] != "autoscaling/v2":
             failures.append(f"{path.name}: {name} is not autoscaling/v2")
 
@@ -263,6 +266,8 @@ def check_delivery_objects(where: str, prefix: str, objects: dict, deployments: 
         if config is None or "ALLOWED_HOSTS" in config.get("data", {}):
             failures.append(f"{where}: no env ConfigMap for {component} (ALLOWED_HOSTS must stay inline)")
     for name, deployment in deployments.items():
+        if name == f"{prefix}-pgbouncer":
+            continue  # check_pgbouncer
         template = deployment["spec"]["template"]
         annotations = template["metadata"].get("annotations", {})
         if not {"checksum/env", "checksum/secrets"} <= set(annotations):
@@ -293,6 +298,74 @@ def check_delivery_objects(where: str, prefix: str, objects: dict, deployments: 
             failures.append(f"{where}: no dashboards ConfigMap with every option on")
         if ("ScaledObject", f"{prefix}-catalog-worker") not in objects:
             failures.append(f"{where}: no KEDA ScaledObject for the catalog worker")
+
+
+def check_pgbouncer(where: str, prefix: str, objects: dict, deployments: dict, failures: list[str]) -> None:
+    """With pgbouncer.enabled (ci/full-values.yaml): web, worker and beat pods connect through the
+    chart's PgBouncer in transaction mode, the migration Jobs directly; the pooler's pool caps,
+    probes, exporter, Service and NetworkPolicy are there."""
+    name = f"{prefix}-pgbouncer"
+    deployment = deployments.get(name)
+    if deployment is None:
+        if "full" in where:
+            failures.append(f"{where}: no PgBouncer with every option on")
+        for other, doc in deployments.items():
+            if "DB_POOLER_HOST" in env_of(doc["spec"]["template"]["spec"]["containers"][0]):
+                failures.append(f"{where}: {other} connects to a pooler although pgbouncer is off")
+        return
+    for other, doc in deployments.items():
+        if other == name:
+            continue
+        env = env_of(doc["spec"]["template"]["spec"]["containers"][0])
+        pooled = (env.get("DB_POOLER_HOST", {}).get("value"), env.get("DB_POOLER_PORT", {}).get("value"))
+        if pooled != (name, "6432") or env.get("DB_TRANSACTION_POOLING", {}).get("value") != "1":
+            failures.append(f"{where}: {other} does not connect through {name}:6432 in transaction mode")
+    for (kind, job), doc in objects.items():
+        if kind == "Job" and "DB_POOLER_HOST" in env_of(doc["spec"]["template"]["spec"]["containers"][0]):
+            failures.append(f"{where}: {job} migrates through the pooler (must connect directly)")
+    config = objects.get(("ConfigMap", name), {}).get("data", {}).get("pgbouncer.ini", "")
+    settings = {
+        key.strip(): value.strip()
+        for key, found, value in (line.partition("=") for line in config.splitlines())
+        if found and not key.startswith(";")
+    }
+    for key in ("pool_mode", "default_pool_size", "reserve_pool_size", "max_db_connections", "max_client_conn"):
+        if key not in settings:
+            failures.append(f"{where}: pgbouncer.ini has no {key}")
+    if settings.get("pool_mode") != "transaction":
+        failures.append(f"{where}: PgBouncer is not in transaction mode")
+    pod = deployment["spec"]["template"]["spec"]
+    containers = {container["name"]: container for container in pod["containers"]}
+    pooler = containers.get("pgbouncer", {})
+    for probe in ("readinessProbe", "livenessProbe"):
+        if pooler.get(probe, {}).get("tcpSocket", {}).get("port") != "postgres":
+            failures.append(f"{where}: PgBouncer has no TCP {probe}")
+    exporter = containers.get("exporter", {})
+    if "metrics" not in {port["name"] for port in exporter.get("ports", [])}:
+        failures.append(f"{where}: PgBouncer has no exporter on the metrics port")
+    if not {"checksum/config", "checksum/secrets"} <= set(deployment["spec"]["template"]["metadata"]["annotations"]):
+        failures.append(f"{where}: PgBouncer's config and userlist changes would not roll it")
+    for kind in ("Service", "PodDisruptionBudget", "ServiceAccount", "NetworkPolicy"):
+        if (kind, name) not in objects:
+            failures.append(f"{where}: no {kind} {name}")
+    policy = objects.get(("NetworkPolicy", name))
+    if policy is not None:
+        allowed = peer_services(policy["spec"]["ingress"][0]["from"])
+        if allowed != set(COMPONENTS):
+            failures.append(f"{where}: PgBouncer accepts connections from {allowed}, expected {set(COMPONENTS)}")
+    for component in COMPONENTS:
+        egress = objects.get(("NetworkPolicy", f"{prefix}-{component}"), {}).get("spec", {}).get("egress", [])
+        to_pooler = [
+            rule
+            for rule in egress
+            if any(
+                peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+                == "pgbouncer-pooler"
+                for peer in rule.get("to", [])
+            )
+        ]
+        if not to_pooler:
+            failures.append(f"{where}: {component} may not connect to PgBouncer")
 
 
 def web_package(container: dict) -> str:

@@ -21,6 +21,7 @@ SAMPLES: list[c.Message] = [
     ),
     c.StockCommitted(order_id="o-1", outcome=c.CommitOutcome.RECOMMITTED),
     c.StockReleased(order_id="o-1", outcome=c.ReleaseOutcome.RESTOCKED),
+    c.HoldExpiring(order_id="o-1"),
     c.UserRegistered(user_id="u-1", email="ada@example.com"),
     c.UserErased(user_id="u-1"),
     c.PasswordResetMail(user_id="u-1"),

@@ -292,3 +292,95 @@ def test_a_malformed_payload_is_dead_lettered_counted_and_not_raised():
         "quantity: Input should be a valid integer",
     )
     assert REGISTRY.get_sample_value("bazaar_dead_letters_total", {"task": "tests.strict"}) == before + 1
+
+
+def test_acknowledgements_for_one_queue_go_out_as_one_broker_message_and_settle_every_row(route, broker):
+    # Given three messages of ours awaiting their consumer's acknowledgement
+    from bazaar_common.outbox.tasks import message_ack
+
+    sent = []
+    for number in range(3):
+        with transaction.atomic():
+            sent.extend(outbox_enqueue(message_to(route, order_id=f"o-ack-{number}")))
+    assert publisher.wait_idle(10)
+    assert all(row.ack_due_at is not None for row in OutboxMessage.objects.filter(pk__in=[r.pk for r in sent]))
+    # ... and their consumer's acknowledgements, written as one outbox row each
+    reply_queue = f"bazaar-test-acks-{uuid.uuid4().hex[:8]}"
+    for row in sent:
+        message_consume_once(
+            message_id=str(row.pk), task_name=route.task, handler=lambda: None, reply_queue=reply_queue
+        )
+    # (taken back from the broker and the outbox's record, as if the publisher had not run yet)
+    assert publisher.wait_idle(10)
+    broker.delete(reply_queue)
+    ack_rows = list(OutboxMessage.objects.filter(task_name="outbox.ack", queue=reply_queue))
+    OutboxMessage.objects.filter(pk__in=[a.pk for a in ack_rows]).update(published_at=None)
+
+    # When one publisher round takes them all
+    assert outbox_publish(ids=[a.pk for a in ack_rows]) == 3
+
+    # Then one broker message carries the three, and every ack row is marked published
+    assert broker.llen(reply_queue) == 1
+    envelope = json.loads(broker.lpop(reply_queue))
+    assert envelope["headers"]["task"] == "outbox.ack"
+    args, kwargs, _ = json.loads(__import__("base64").b64decode(envelope["body"]))
+    carried = [kwargs["payload"]["message_id"]] + [item["payload"]["message_id"] for item in kwargs["batch"]]
+    assert sorted(carried) == sorted(str(row.pk) for row in sent)
+    assert OutboxMessage.objects.filter(pk__in=[a.pk for a in ack_rows], published_at__isnull=True).count() == 0
+
+    # And the task on our side settles all three at once, and changes nothing when it runs again
+    assert message_ack(**kwargs) == 3
+    settled = OutboxMessage.objects.filter(pk__in=[r.pk for r in sent])
+    assert [(row.ack_outcome, row.ack_due_at) for row in settled] == [("handled", None)] * 3
+    assert message_ack(**kwargs) == 0
+
+
+def test_a_malformed_acknowledgement_in_a_batch_is_dead_lettered_and_the_rest_settle(route):
+    from bazaar_common.contracts import AckOutcome, MessageAck
+    from bazaar_common.outbox.models import DeadLetter
+    from bazaar_common.outbox.tasks import message_ack
+
+    with transaction.atomic():
+        (row,) = outbox_enqueue(message_to(route, order_id="o-ack-bad"))
+    assert publisher.wait_idle(10)
+    good = MessageAck(message_id=str(row.pk), task=route.task, outcome=AckOutcome.HANDLED).to_payload()
+
+    settled = message_ack(
+        message_id="ack-1", payload=good, batch=[{"message_id": "ack-2", "payload": {"message_id": ""}}]
+    )
+
+    assert settled == 1
+    row.refresh_from_db()
+    assert (row.ack_outcome, row.ack_due_at) == ("handled", None)
+    letter = DeadLetter.objects.get(message_id="ack-2")
+    assert (letter.task_name, letter.payload) == ("outbox.ack", {"message_id": ""})
+
+
+def test_the_publisher_sends_the_messages_of_many_transactions_in_one_round(route, broker):
+    # Given the publisher thread busy (it cannot start a round) while ten transactions commit
+    from bazaar_common.outbox import services
+
+    rounds = []
+    real_publish = services.outbox_publish
+    gate = threading.Event()
+
+    def counting_publish(**kwargs):
+        gate.wait(10)
+        rounds.append(len(kwargs["ids"]))
+        return real_publish(**kwargs)
+
+    services.outbox_publish = counting_publish
+    try:
+        for number in range(10):
+            with transaction.atomic():
+                outbox_enqueue(message_to(route, order_id=f"o-batch-{number}"))
+        gate.set()
+        assert publisher.wait_idle(10)
+    finally:
+        services.outbox_publish = real_publish
+
+    # Then every message went out, in at most two rounds (the first may have started early)
+    assert broker.llen(route.queue) == 10
+    assert sum(rounds) == 10
+    assert len(rounds) <= 2
+    assert OutboxMessage.objects.filter(published_at__isnull=True).count() == 0

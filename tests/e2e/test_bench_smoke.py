@@ -17,7 +17,7 @@ def test_bench_produces_every_figure_and_writes_the_tables(platform: E2EPlatform
         signin_seconds=1, signin_workers=2,
     )  # fmt: skip
 
-    figures = run(Bench(platform.platform, connections=4), args)
+    figures = run(Bench(platform.platform, connections=4, idle_seconds=1), args)
 
     assert [(f.bench, f.path) for f in figures] == [(b, p) for b in BENCHES for p in ("direct", "gateway")]
     for figure in figures:
@@ -31,6 +31,9 @@ def test_bench_produces_every_figure_and_writes_the_tables(platform: E2EPlatform
         if figure.bench == "checkout":
             assert figure.extra["stranded"] == 0
             assert figure.extra["reserved_p99_ms"] >= figure.extra["reserved_p50_ms"] > 0
+            assert figure.extra["work_per_order"]["redis_commands"] > 0
+            assert figure.extra["idle_cpu_ms_per_second"] > 0  # heartbeats and polls never stop
+            assert 0 <= figure.extra["cpu_ms_per_order_net_of_idle"] <= figure.cpu_ms
     checkout = figures[5]
     assert checkout.extra["stock_agrees"] is True
     assert checkout.extra["stock_change"] == checkout.extra["reserved_units"]

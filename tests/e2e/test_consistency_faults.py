@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 
 import pytest
 import requests.adapters
 
-from bazaar_common.demo import DEMO_ACCOUNTS, DEMO_MERCHANT, DEMO_PASSWORD
-from bazaar_devtools.consistency import ShopperLoad, consistency_violations
+from bazaar_common.demo import DEMO_MERCHANT
+from bazaar_devtools.consistency import ShopperLoad, create_product, sign_in_demo_accounts, wait_until_consistent
 from bazaar_devtools.faults import REFUSE, FaultProxy, freeze_in_background, kill_tree
 
 pytestmark = pytest.mark.consistency
@@ -29,29 +28,11 @@ SETTLE_SECONDS = 60
 @pytest.fixture(scope="module")
 def tokens(platform) -> dict[str, str]:
     platform.http.mount("http://", requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64))
-    found = {}
-    for account in DEMO_ACCOUNTS:
-        for _ in range(6):
-            response = platform.api(
-                "POST", "/api/v1/auth/token", json={"email": account.email, "password": DEMO_PASSWORD}
-            )
-            if response.status_code != 429:
-                break
-            time.sleep(float(response.headers.get("Retry-After", "5")))
-        assert response.status_code == 200, response.text
-        found[account.email] = response.json()["access"]
-    return found
+    return sign_in_demo_accounts(platform.api)
 
 
 def _product(platform, tokens, stock: int = 500) -> int:
-    response = platform.api(
-        "POST",
-        "/api/v1/catalog/merchant/products",
-        tokens[DEMO_MERCHANT.email],
-        json={"name": "Fault item", "sku": f"F-{uuid.uuid4().hex[:10]}", "price": "3.00", "initial_stock": stock},
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
+    return create_product(platform.api, tokens[DEMO_MERCHANT.email], stock=stock)
 
 
 def _load(platform, tokens, product_id: int, threads: int = 4) -> ShopperLoad:
@@ -62,17 +43,13 @@ def _load(platform, tokens, product_id: int, threads: int = 4) -> ShopperLoad:
 def assert_settles_consistent(platform, load: ShopperLoad, product_id: int, timeout: float = SETTLE_SECONDS) -> None:
     """Wait (at most ``timeout`` s) until the databases hold no broken invariant, then assert it."""
     assert load.order_ids, "the load placed no order"
-    deadline = time.monotonic() + timeout
-    while True:
-        problems = consistency_violations(
-            orders_db=platform.database_url("orders"),
-            catalog_db=platform.database_url("catalog"),
-            order_ids=load.order_ids,
-            product_ids=[product_id],
-        )
-        if not problems or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+    problems = wait_until_consistent(
+        orders_db=platform.database_url("orders"),
+        catalog_db=platform.database_url("catalog"),
+        order_ids=load.order_ids,
+        product_ids=[product_id],
+        timeout=timeout,
+    )
     assert problems == []
     assert load.server_errors == 0, dict(load.answers)
     assert load.failed_reads == []

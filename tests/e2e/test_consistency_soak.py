@@ -26,8 +26,11 @@ def test_five_minutes_with_a_random_instance_or_worker_killed_every_minute(platf
     shoppers = [token for email, token in tokens.items() if "merchant" not in email]
     by_token = {token: email for email, token in tokens.items()}
 
-    def renew(token: str) -> str:  # the run outlives an access token
-        return platform.token(by_token[token]) if token in by_token else token
+    def renew(token: str) -> str:  # the run outlives an access token (and its successor)
+        email = by_token[token]  # threads may share a token: each renews it for itself
+        fresh = platform.token(email)
+        by_token[fresh] = email
+        return fresh
 
     load = ShopperLoad(api=platform.api, tokens=shoppers, product_id=product_id, threads=4, renew=renew).start()
     kills: list[str] = []

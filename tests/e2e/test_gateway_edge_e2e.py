@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import requests
+from openapi_spec_validator import validate
+
+from bazaar_devtools.openapi import SNAPSHOT
 
 
 def test_rate_limit_429_and_headers_shared_across_two_gateway_instances(platform):
@@ -75,6 +79,10 @@ def test_one_openapi_document_for_the_whole_public_api_and_offline_docs(platform
     assert {"/api/v1/auth", "/api/v1/catalog", "/api/v1/orders", "/api/v1/profiles", "/api/v1/gateway"} <= prefixes
     assert not any(path.startswith("/internal") for path in document["paths"])
     assert "x-bazaar-missing-services" not in document
+    # What the running gateway serves is the committed snapshot, and it is valid OpenAPI.
+    validate(document)
+    assert document == json.loads(SNAPSHOT.read_text()), "the served document differs from docs/openapi.json"
+    assert "/api/v1/auth/.well-known/jwks.json" in document["paths"]
     assert docs.status_code == 200
     assert "cdn.jsdelivr.net" not in docs.text
     asset = platform.api("GET", "/static/gateway/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")

@@ -22,6 +22,8 @@ SECRET_MARKERS = ("SERVICE_CREDENTIALS", "Traceback", "redis://", "postgres://",
 # (service, method, path, needs a token of this demo account or a fresh customer)
 BODY_ENDPOINTS = (
     ("auth", "POST", "/api/v1/auth/register", None),
+    ("auth", "POST", "/api/v1/auth/token", None),
+    ("orders", "POST", "/api/v1/cart/items", "customer"),
     ("catalog", "POST", "/api/v1/catalog/merchant/products", "merchant"),
     ("orders", "POST", "/api/v1/orders", "customer"),
     ("profiles", "PATCH", "/api/v1/profiles/me", "customer"),
@@ -104,11 +106,9 @@ def test_a_body_over_the_limit_is_413_on_every_service_port(platform, tokens):
 def test_a_foreign_host_header_is_a_problem_without_any_secret(platform, service, path):
     base = platform.gateway_url if service == "gateway" else platform.url(service)
     response = requests.get(base + path, headers={"Host": "evil.example"}, timeout=10)
-    if service == "gateway" and path.startswith("/api/"):
-        # The proxy path has no Host of its own to check: the answer is the catalog's as usual.
-        assert response.status_code == 200
-        return
-    assert_client_problem(response, 400, "Host")
+    # The gateway's proxy path too: a foreign Host is refused there, not proxied.
+    body = assert_client_problem(response, 400, "Host")
+    assert body["errors"] == [{"field": "Host", "reason": "not in ALLOWED_HOSTS"}], body
 
 
 @pytest.mark.parametrize("product_id", [2**63, 10**30])
@@ -174,12 +174,89 @@ def test_tokens_and_personal_data_are_not_stored_and_gateway_answers_carry_secur
     signed_in = platform.api("POST", "/api/v1/auth/token", json={"email": email, "password": password})
     assert signed_in.status_code == 200
     assert signed_in.headers["Cache-Control"] == "no-store"
+    refreshed = platform.api("POST", "/api/v1/auth/token/refresh", json={"refresh": signed_in.json()["refresh"]})
+    assert refreshed.status_code == 200
+    assert refreshed.headers["Cache-Control"] == "no-store"
     profile = platform.api("GET", "/api/v1/profiles/me", tokens["customer"])
     assert profile.status_code == 200
     assert profile.headers["Cache-Control"] == "no-store"
+    for path in ("/api/v1/orders", "/api/v1/cart", "/api/v1/profiles/me/addresses"):
+        private = platform.api("GET", path, tokens["customer"])
+        assert (private.status_code, private.headers.get("Cache-Control")) == (200, "no-store"), path
     missing = platform.api("GET", "/no/such/page")
     assert missing.status_code == 404
     assert missing.headers["Content-Security-Policy"].startswith("default-src 'none'")
     assert missing.headers["X-Content-Type-Options"] == "nosniff"
     products = platform.api("GET", "/api/v1/catalog/products")
     assert products.headers.get("Cache-Control") != "no-store"  # public reads stay cacheable
+    # proxied answers carry security headers too (the gateway's, where the service set none)
+    for proxied in (products, profile):
+        assert proxied.headers["X-Content-Type-Options"] == "nosniff"
+        assert proxied.headers["X-Frame-Options"] == "DENY"
+        assert proxied.headers["Referrer-Policy"] in ("no-referrer", "same-origin")
+        assert proxied.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b'{"email": "\xff\xfe@example.com", "password": "x"}', ()),
+        (b'{"email": "a@example.com", "password": NaN}', ()),
+        (b'{"email": "a@example.com", "password": ' + b"9" * 5000 + b"}", ()),
+        (b'{"email": "a@example.com"', ()),
+        (b"\x00" * 64, ()),
+    ],
+    ids=["invalid-utf8", "nan", "5000-digit-number", "truncated", "nul-bytes"],
+)
+def test_malformed_bodies_are_400_through_the_gateway_and_on_the_port(platform, body, words):
+    for where, base in _bases(platform, "auth"):
+        response = requests.post(
+            base + "/api/v1/auth/register", data=body, headers={"Content-Type": "application/json"}, timeout=15
+        )
+        assert_client_problem(response, 400, *words, where=where)
+
+
+def test_huge_numbers_in_a_checkout_body_are_400_naming_the_field(platform, tokens):
+    for where, base in _bases(platform, "orders"):
+        for quantity in (10**30, -(2**63), 1.5, "1e400"):
+            response = requests.post(
+                base + "/api/v1/orders",
+                json={"items": [{"product_id": 1, "quantity": quantity}]},
+                headers=_headers(tokens, "customer"),
+                timeout=15,
+            )
+            assert_client_problem(response, 400, "quantity", where=f"{where} {quantity!r}")
+
+
+def test_no_secret_reaches_any_log(platform, tokens):
+    # Given sign-ins that fail and succeed, a password change refused, and service-token exchanges
+    # refused and granted (with every hostile request of this module before it)
+    email = f"logs-{uuid.uuid4().hex[:8]}@example.com"
+    password = f"Pw-{uuid.uuid4().hex}"
+    wrong = f"Wrong-{uuid.uuid4().hex}"
+    assert platform.api("POST", "/api/v1/auth/register", json={"email": email, "password": password}).status_code == 201
+    assert platform.api("POST", "/api/v1/auth/token", json={"email": email, "password": wrong}).status_code == 401
+    access = platform.token(email, password)
+    change = platform.api(
+        "POST", "/api/v1/auth/password/change", access, json={"current_password": wrong, "new_password": wrong}
+    )
+    assert change.status_code in (400, 403)
+    auth = platform.url("auth")
+    client_id, secret = next(iter(platform.platform.credentials.items()))
+    exchange = f"{auth}/internal/v1/auth/service-token"
+    refused = requests.post(exchange, json={"client_id": client_id, "client_secret": secret[::-1]}, timeout=10)
+    assert refused.status_code == 401
+    assert requests.post(exchange, json={"client_id": client_id, "client_secret": secret}, timeout=10).ok
+
+    # Then no process logged a password, a service secret or a bearer token
+    logs = {path.name: path.read_text(errors="replace") for path in platform.platform.log_dir.glob("*.log")}
+    assert logs, "no process logs found"
+    secrets = {
+        "password": password,
+        "wrong password": wrong,
+        "customer token": tokens["customer"],
+        "user token": access,
+        **{f"{name} secret": value for name, value in platform.platform.credentials.items()},
+    }
+    leaks = [(what, name) for what, value in secrets.items() for name, text in logs.items() if value in text]
+    assert leaks == []

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bazaar_devtools import prometheus as prom
 from bazaar_devtools.e2e import wait_for
 from bazaar_devtools.platform import PLATFORM_TAG, ROOT, free_port, read_state
 from bazaar_devtools.watchdog import tagged_pids
@@ -39,7 +40,7 @@ class Launcher:
         self.gateway_port = gateway_port
         self.env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", PLATFORM_TAG)}
         self.env |= FAST | {"BAZAAR_VAR_DIR": str(var_dir), "GATEWAY_PORT": str(gateway_port),
-                            "BAZAAR_PORT_BASE": str(port_base)}  # fmt: skip
+                            "BAZAAR_PORT_BASE": str(port_base), "PROMETHEUS_PORT": str(free_port())}  # fmt: skip
         self.lines: list[str] = []
         self.process: subprocess.Popen[str] | None = None
 
@@ -135,6 +136,63 @@ def test_a_second_launcher_names_the_running_platform_and_leaves_it_alone(launch
     assert f"already running from {launcher.var_dir}" in second.stderr
     assert f"launcher pid {launcher.process.pid}" in second.stderr
     assert requests.get(f"{launcher.gateway}/readyz", timeout=5).status_code == 200
+
+
+def test_prometheus_scrapes_every_process_and_an_added_instance_and_loads_the_rules(launcher, prometheus_binary):
+    state = read_state(launcher.var_dir)
+    assert state is not None
+    url = state["prometheus_url"]
+    server = prom.Prometheus(launcher.var_dir / "prometheus", port=int(str(url).rsplit(":", 1)[1]))
+    assert launcher.said(f"Prometheus: {url}  (alerts: {url}/alerts")
+
+    def scraped() -> dict[str, tuple[str, str]]:
+        return {t["labels"]["instance"]: (t["labels"]["process"], t["health"]) for t in server.active_targets()}
+
+    # Every web and worker process the launcher started, each healthy.
+    expected = {f"127.0.0.1:{p['metrics_port']}": (p["name"], "up") for p in state["procs"] if p["metrics_port"]}  # type: ignore[union-attr,index]
+    assert len(expected) == 9  # 5 web processes, 4 workers
+    seen: dict[str, tuple[str, str]] = {}
+
+    def all_scraped() -> bool:
+        seen.clear()
+        seen.update(scraped())
+        return seen == expected
+
+    # Up to a minute: the first scrape of each target waits for file_sd's refresh (5 s) and the
+    # scrape interval (5 s), and a loaded 2-core CI machine starts nine processes slowly.
+    try:
+        wait_for(all_scraped, 60, "every process to be scraped")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: expected {expected}, Prometheus saw {seen}") from None
+    assert {rule["name"] for group in server.rule_groups() for rule in group["rules"]} >= {
+        "BazaarWebDown", "BazaarWorkerDown", "BazaarOutboxBacklogOld"}  # fmt: skip
+    # The processes carry the link to it (the orders support dashboard shows it).
+    orders = next(p for p in state["procs"] if p["name"] == "orders.1")  # type: ignore[union-attr,index]
+    assert f"PROMETHEUS_URL={url}".encode() in Path(f"/proc/{orders['pid']}/environ").read_bytes()
+
+    # `make instance` adds its instance to the targets.
+    instance = subprocess.Popen(
+        [sys.executable, "-m", "bazaar_devtools.instance", "catalog"], env=launcher.env, cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert instance.stdout is not None
+        line = instance.stdout.readline()
+        assert " is up at " in line, line + instance.stdout.read() if instance.poll() is not None else line
+        # Present first as 'unknown' (listed, not yet scraped): wait for its first scrape.
+        added = wait_for(
+            lambda: (
+                (new := {k: v for k, v in scraped().items() if k not in expected})
+                and all(health == "up" for _name, health in new.values())
+                and new
+            ),
+            30,
+            "the new target to be scraped",
+        )
+        assert list(added.values()) == [("catalog.2", "up")]
+    finally:
+        instance.send_signal(signal.SIGINT)
+        instance.wait(30)
 
 
 def test_every_process_dies_with_a_sigkilled_launcher(launcher):

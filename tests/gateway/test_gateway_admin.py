@@ -73,9 +73,9 @@ def test_admin_status_page_needs_staff(client):
     assert "/admin/login/" in response["Location"]
 
 
-def _schema(title, paths, schemas):
+def _schema(title, paths, schemas, security_schemes=None):
     return {"openapi": "3.0.3", "info": {"title": title, "version": "1"}, "paths": paths,
-            "components": {"schemas": schemas}}  # fmt: skip
+            "components": {"schemas": schemas, "securitySchemes": security_schemes or {}}}  # fmt: skip
 
 
 def test_one_openapi_document_assembled_from_the_services(api_client, backend, fresh_upstream_client):
@@ -85,9 +85,15 @@ def test_one_openapi_document_assembled_from_the_services(api_client, backend, f
         {
             "/api/v1/catalog/products": {"get": {"responses": {"200": {"content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Product"}}}}}}},
-            "/internal/v1/catalog/products": {"get": {}},
+            "/internal/v1/catalog/products": {"get": {"responses": {"200": {"content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/InternalProducts"}}}}}}},
         },
-        {"Product": {"type": "object", "properties": {"sku": {"type": "string"}}}},
+        {"Product": {"type": "object", "properties": {"sku": {"type": "string"}}},
+         "InternalProducts": {"type": "object", "properties": {"lines": {"type": "array", "items": {
+             "$ref": "#/components/schemas/InternalLine"}}}},
+         "InternalLine": {"type": "object"}},
+        {"bearerAuth": {"type": "http", "scheme": "bearer"}, "cookieAuth": {"type": "apiKey", "in": "cookie",
+                                                                             "name": "sessionid"}},
     )  # fmt: skip
     orders = backend("orders")
     orders.schema = _schema(
@@ -112,6 +118,27 @@ def test_one_openapi_document_assembled_from_the_services(api_client, backend, f
     order_body = document["paths"]["/api/v1/orders"]["post"]["requestBody"]
     assert order_body["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/OrdersProduct"
     assert document["x-bazaar-missing-services"] == ["auth", "profiles"]
+    # Only what the public paths use: no internal bodies, the one bearer scheme the operations name.
+    assert "InternalProducts" not in document["components"]["schemas"]
+    assert "InternalLine" not in document["components"]["schemas"]
+    assert document["components"]["securitySchemes"] == {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+    assert document["servers"] == [{"url": "/"}]
+    # The gateway's own operations bring their components (they dangled before).
+    services_schema = document["paths"]["/api/v1/gateway/services"]["get"]["responses"]["200"]
+    assert services_schema["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/GatewayServices"}
+    assert {"GatewayServices", "GatewayRoutes", "Problem", "FieldError"} <= set(document["components"]["schemas"])
+
+
+def test_the_merged_document_is_valid_openapi(api_client, backend, fresh_upstream_client, settings):
+    from openapi_spec_validator import validate
+
+    settings.GATEWAY_PUBLIC_URLS = ["https://api.bazaar.example"]
+    backend("catalog").schema = _schema("catalog", {}, {})
+
+    document = api_client.get("/api/schema/openapi.json").json()
+
+    validate(document)
+    assert document["servers"] == [{"url": "https://api.bazaar.example"}]
 
 
 def test_docs_page_works_offline(api_client):

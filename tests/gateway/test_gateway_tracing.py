@@ -7,17 +7,13 @@ from __future__ import annotations
 import pytest
 from opentelemetry import trace
 
-from bazaar_common import observability
-
 pytestmark = pytest.mark.django_db(databases=[])
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
 
 
 @pytest.fixture
-def traced_gateway(gateway_factory, monkeypatch, span_exporter):
-    monkeypatch.setattr(observability, "_tracing", True)
-    span_exporter.clear()
+def traced_gateway(gateway_factory, traced):
     return gateway_factory()
 
 
@@ -39,6 +35,7 @@ def test_a_proxied_request_continues_the_callers_trace_through_the_gateway_to_th
     assert f"{server.parent.span_id:016x}" == CALLER_SPAN
     assert server.attributes["http.route"] == "/api/v1/catalog"
     assert server.attributes["http.response.status_code"] == 200
+    assert server.attributes["bazaar.request_id"] == response.headers["X-Request-ID"]
     assert client.parent.span_id == server.context.span_id
     received = response.json()["headers"]["traceparent"]
     assert received.split("-")[1:3] == [CALLER_TRACE, f"{client.context.span_id:016x}"]

@@ -5,6 +5,9 @@ that answers the internal endpoints the order service calls (auth's service toke
 products and merchants, the profiles' default address) and registers it in the real discovery
 registry (Redis), so every call goes through the real service client: discovery, service token,
 timeouts, breakers. The e2e suite runs the real services instead.
+
+Its answers are built from the contract classes of ``bazaar_common.contracts.http``, the same ones
+the real catalog, profiles and auth build theirs from, so the stand-in cannot drift from them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -21,6 +25,7 @@ from rest_framework.test import APIClient
 from bazaar_common import contracts
 from bazaar_common.auth import service_tokens
 from bazaar_common.auth.testing import make_token
+from bazaar_common.contracts import http as internal
 from bazaar_devtools.standin import Call, Registrations, StandIn, requires_service_token
 
 NEIGHBOUR_SERVICES = ("auth", "catalog", "profiles")
@@ -30,8 +35,9 @@ NEIGHBOUR_SERVICES = ("auth", "catalog", "profiles")
 class Neighbours:
     """The state the fake neighbours serve; tests change it freely."""
 
-    products: dict[int, dict[str, Any]] = field(default_factory=dict)
+    products: dict[int, internal.ProductSnapshot] = field(default_factory=dict)
     merchants_of_user: dict[str, list[int]] = field(default_factory=dict)
+    # Customer id -> default shipping address fields (as ``internal.ShippingAddress`` takes them).
     addresses: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The catalog's reservations: order id -> (status, release_reason), and which are held idle.
     reservations: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -54,17 +60,17 @@ class Neighbours:
 
     def add_product(
         self, product_id: int, *, price: str = "10.00", merchant_id: int = MERCHANT_A, active: bool = True
-    ) -> dict[str, Any]:
-        product = {
-            "id": product_id,
-            "merchant_id": merchant_id,
-            "sku": f"SKU-{product_id}",
-            "name": f"Product {product_id}",
-            "price": price,
-            "currency": "EUR",
-            "is_active": active,
-            "available": 100,
-        }
+    ) -> internal.ProductSnapshot:
+        product = internal.ProductSnapshot(
+            id=product_id,
+            merchant_id=merchant_id,
+            sku=f"SKU-{product_id}",
+            name=f"Product {product_id}",
+            price=Decimal(price),
+            currency="EUR",
+            is_active=active,
+            available=100,
+        )
         self.products[product_id] = product
         return product
 
@@ -77,32 +83,42 @@ class Neighbours:
 
     def _answer(self, call: Call) -> tuple[int, Any]:
         method, path, query = call.method, call.path, call.query
-        if (method, path) == ("POST", "/internal/v1/auth/service-token"):
-            token = make_token("service:orders", ("service",))
-            return 200, {"access": token, "expires_in": 300}
-        if path == "/internal/v1/catalog/products":
+        if (method, path) == ("POST", internal.SERVICE_TOKEN.path):
+            internal.ServiceTokenRequest.parse(call.body)  # the caller's request is the contract's
+            token = internal.ServiceToken(access=make_token("service:orders", ("service",)), expires_in=300)
+            return 200, token.to_json()
+        if path == internal.CATALOG_PRODUCTS.path:
             ids = [int(i) for i in query.get("ids", [""])[0].split(",") if i]
-            return 200, {
-                "results": [self.products[i] for i in ids if i in self.products],
-                "missing": [i for i in ids if i not in self.products],
-            }
-        if path == "/internal/v1/catalog/reservations":
+            products = internal.CatalogProducts(
+                results=[self.products[i] for i in ids if i in self.products],
+                missing=[i for i in ids if i not in self.products],
+            )
+            return 200, products.to_json()
+        if path == internal.CATALOG_RESERVATIONS.path:
             if "order_ids" in query:
                 wanted = [i for i in query["order_ids"][0].split(",") if i in self.reservations]
             else:
                 wanted = list(self.held_idle)
-            return 200, {
-                "results": [
-                    {"order_id": i, "status": self.reservations[i][0], "release_reason": self.reservations[i][1]}
+            reservations = internal.Reservations(
+                results=[
+                    internal.ReservationState(
+                        order_id=i,
+                        status=internal.ReservationStatus(self.reservations[i][0]),
+                        release_reason=self.reservations[i][1],
+                    )
                     for i in wanted
                 ]
-            }
-        parts = path.strip("/").split("/")
-        if len(parts) == 6 and parts[:4] == ["internal", "v1", "catalog", "users"] and parts[5] == "merchants":
-            return 200, {"merchant_ids": self.merchants_of_user.get(parts[4], [])}
-        if parts[:3] == ["internal", "v1", "profiles"] and parts[-1] == "default-shipping-address":
-            address = self.addresses.get(parts[3])
-            return (200, {"id": 1, **address}) if address else (404, {"detail": "No default address."})
+            )
+            return 200, reservations.to_json()
+        found = internal.endpoint(method, path)
+        user_id = path.strip("/").split("/")[-2] if found else ""
+        if found is internal.CATALOG_USER_MERCHANTS:
+            return 200, internal.UserMerchants(merchant_ids=self.merchants_of_user.get(user_id, [])).to_json()
+        if found is internal.PROFILES_DEFAULT_SHIPPING_ADDRESS:
+            address = self.addresses.get(user_id)
+            if address is None:
+                return 404, {"detail": "No default address."}
+            return 200, internal.DefaultShippingAddress(id=1, **address).to_json()
         return 404, {"detail": "not found"}
 
     def register(self, service: str, base_url: str | None = None) -> None:

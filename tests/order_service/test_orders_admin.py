@@ -188,6 +188,21 @@ def test_dashboard_draws_its_charts_for_support():
     assert "cdn" not in body.lower()  # charts are drawn on the server, nothing loaded from outside
 
 
+def test_dashboard_links_to_the_platform_prometheus_when_there_is_one(settings):
+    client, _ = staff_client()
+
+    settings.PROMETHEUS_URL = ""
+    without = client.get("/admin/dashboard/").content.decode()
+    settings.PROMETHEUS_URL = "http://127.0.0.1:9090"
+    body = client.get("/admin/dashboard/").content.decode()
+
+    assert "platform-metrics" not in without
+    assert '<a href="http://127.0.0.1:9090/alerts">Alerts (pending and firing)</a>' in body
+    transitions = "g0.expr=sum+by+%28from_state%2C+to_state%29+%28rate%28bazaar_order_transitions_total%5B5m%5D%29%29"
+    assert f'<a href="http://127.0.0.1:9090/graph?{transitions}&amp;g0.tab=0&amp;g0.range_input=6h">' in body
+    assert body.count('href="http://127.0.0.1:9090/') == 5
+
+
 def test_dashboard_needs_a_staff_sign_in(client):
     response = client.get("/admin/dashboard/")
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from bazaar_common.outbox.models import OutboxMessage
-from order_service.orders.models import Order, PaymentAttempt, SimulatedCharge
+from order_service.orders.models import Order, OrderLine, PaymentAttempt, SimulatedCharge
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -47,3 +47,21 @@ def test_concurrent_payments_of_one_order_charge_once(flow):
     assert SimulatedCharge.objects.count() == 1
     assert PaymentAttempt.objects.get().status == "succeeded"
     assert Order.objects.get(pk=order_id).status == "paid"
+
+
+def test_racing_checkouts_of_one_customer_pass_the_unpaid_hold_cap_once(flow, neighbours, settings):
+    # Given a cap of 5 unpaid units per product, and a customer holding none yet
+    settings.ORDER_MAX_UNPAID_UNITS_PER_PRODUCT = 5
+    neighbours.add_product(1)
+
+    # When six checkouts of 3 units race (each of them alone is within the cap)
+    responses = in_threads(6, lambda: flow.checkout([(1, 3)]))
+
+    # Then exactly one is accepted; the others are refused naming the cap, and wrote nothing
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [202, 409, 409, 409, 409, 409], [r.json() for r in responses]
+    refused = next(r.json() for r in responses if r.status_code == 409)
+    assert "more than 5 units of product(s) 1" in refused["detail"]
+    assert Order.objects.count() == 1
+    assert list(OrderLine.objects.values_list("product_id", "quantity")) == [(1, 3)]
+    assert OutboxMessage.objects.filter(task_name="catalog.reserve_stock").count() == 1

@@ -132,3 +132,36 @@ def test_a_repaired_order_waits_a_full_idle_period_before_it_is_asked_again(flow
     assert [r.kind for r in first] == ["reserve_resent"]
     assert second == []
     assert len(outbox_messages("catalog.reserve_stock")) == 2
+
+
+def _agreeing_reserved_orders(flow, neighbours, count: int) -> list[str]:
+    orders = [flow.place_reserved() for _ in range(count)]
+    neighbours.reservations.update(dict.fromkeys(orders, ("held", "")))
+    Order.objects.filter(pk__in=orders).update(updated_at=timezone.now() - timedelta(hours=2))
+    return orders
+
+
+def test_a_stuck_order_behind_more_agreeing_orders_than_a_batch_is_repaired(flow, neighbours, settings):
+    # Given more reserved orders awaiting payment (held, agreeing) than one batch, all older than a
+    # pending order whose reservation was lost
+    settings.ORDER_RECONCILE_BATCH_SIZE = 2
+    _agreeing_reserved_orders(flow, neighbours, 5)
+    stuck = flow.place()
+    _idle(stuck)
+
+    # When one round runs, Then it walks past them to the stuck order
+    assert [(str(r.order_id), r.kind) for r in orders_reconcile()] == [(stuck, "reserve_resent")]
+
+
+def test_a_round_that_stops_at_its_batch_limit_is_resumed_by_the_next(flow, neighbours, settings):
+    settings.ORDER_RECONCILE_BATCH_SIZE, settings.ORDER_RECONCILE_MAX_BATCHES = 2, 1
+    _agreeing_reserved_orders(flow, neighbours, 3)
+    stuck = flow.place()
+    _idle(stuck)
+
+    rounds = [[(str(r.order_id), r.kind) for r in orders_reconcile()] for _ in range(2)]
+
+    # The first round saw the two oldest (agreeing); the second resumed after them.
+    assert rounds == [[], [(stuck, "reserve_resent")]]
+    # The walk reached the end: the round after starts at the oldest again (nothing to repair).
+    assert orders_reconcile() == []

@@ -236,3 +236,129 @@ def test_previous_version_replies_are_still_accepted(flow):
 
     assert stock_reserved(message_id="v1", payload={"order_id": order_id}) is True  # v1 had no "v"
     assert Order.objects.get(pk=order_id).status == "reserved"
+
+
+# --- The catalog asks about an overdue hold (HoldExpiring) -------------------------------------------
+
+
+def _hold_expiring(order_id: str) -> bool:
+    from order_service.orders.tasks import hold_expiring
+
+    return _deliver(hold_expiring, order_id, contracts.HoldExpiring(order_id=order_id))
+
+
+def _overdue(order_id: str) -> None:
+    Order.objects.filter(pk=order_id).update(payment_due_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_an_overdue_hold_of_a_paid_order_is_committed_never_released(flow, outbox_messages):
+    order_id = flow.place_paid()
+
+    assert _hold_expiring(order_id) is True
+
+    assert Order.objects.get(pk=order_id).status == "paid"
+    commits = outbox_messages("catalog.commit_reservation")
+    assert [payload for _, payload in commits] == [{"v": 2, "order_id": order_id}] * 2
+    assert outbox_messages("catalog.release_reservation") == []
+    assert flow.get(order_id)["timeline"][-1]["kind"] == "hold_expiry_commit"
+    assert [p["outcome"] for _, p in outbox_messages("outbox.ack")] == ["handled"]
+
+
+def test_an_overdue_hold_of_an_order_past_its_payment_time_cancels_it_and_releases(flow, outbox_messages):
+    order_id = flow.place_reserved()
+    _overdue(order_id)
+
+    _hold_expiring(order_id)
+
+    order = flow.get(order_id)
+    assert order["status"] == "cancelled"
+    assert order["timeline"][-1]["reason"] == "Not paid in time."
+    releases = outbox_messages("catalog.release_reservation")
+    assert [payload for _, payload in releases] == [{"v": 2, "order_id": order_id, "reason": "Order expired."}]
+    assert flow.pay(order_id).status_code == 409
+
+
+def test_an_overdue_hold_of_an_order_inside_its_payment_window_is_kept(flow, outbox_messages):
+    order_id = flow.place_reserved()
+
+    _hold_expiring(order_id)
+
+    assert flow.get(order_id)["status"] == "reserved"
+    assert outbox_messages("catalog.release_reservation") == []
+    assert outbox_messages("catalog.commit_reservation") == []
+    # The customer can still pay, and the payment commits the hold
+    assert flow.pay(order_id).status_code == 200
+    assert len(outbox_messages("catalog.commit_reservation")) == 1
+
+
+def test_an_overdue_hold_of_a_cancelled_or_unknown_order_is_released(flow, outbox_messages):
+    cancelled = flow.place_reserved()
+    assert flow.client.post(f"/api/v1/orders/{cancelled}/cancel", {"reason": "changed my mind"}, format="json")
+    unknown = str(uuid.uuid4())
+    before = len(outbox_messages("catalog.release_reservation"))
+
+    _hold_expiring(cancelled)
+    _hold_expiring(unknown)
+
+    releases = [payload for _, payload in outbox_messages("catalog.release_reservation")][before:]
+    assert releases == [
+        {"v": 2, "order_id": cancelled, "reason": "Order is cancelled."},
+        {"v": 2, "order_id": unknown, "reason": "No such order."},
+    ]
+
+
+class AskedWhileCharging:
+    """A provider that charges, but the catalog's question about the hold arrives mid-charge
+    (another worker, between the payment's opening and closing transactions)."""
+
+    name = "asked-while-charging"
+    question: str = ""
+    window_closes: bool = False
+
+    def charge(self, *, idempotency_key, amount, currency, card_token):
+        from order_service.orders.payments import SimulatedPaymentProvider
+
+        result = SimulatedPaymentProvider().charge(
+            idempotency_key=idempotency_key, amount=amount, currency=currency, card_token=card_token
+        )
+        if AskedWhileCharging.window_closes:
+            _overdue(AskedWhileCharging.question)
+        _hold_expiring(AskedWhileCharging.question)
+        return result
+
+    def refund(self, *, reference, amount):
+        from order_service.orders.payments import SimulatedPaymentProvider
+
+        SimulatedPaymentProvider().refund(reference=reference, amount=amount)
+
+
+@pytest.mark.parametrize("window_closed", [False, True], ids=["window-open", "window-closed-mid-charge"])
+def test_a_payment_and_the_holds_expiry_never_leave_a_paid_order_without_its_stock(
+    flow, settings, outbox_messages, window_closed
+):
+    # Given a reserved order, and the catalog asking about its overdue hold while the payment
+    # provider is charging (when the payment window closed meanwhile, too)
+    from order_service.orders.models import PaymentAttempt
+
+    order_id = flow.place_reserved()
+    settings.PAYMENT_PROVIDER_CLASS = f"{__name__}.AskedWhileCharging"
+    AskedWhileCharging.question = order_id
+    AskedWhileCharging.window_closes = window_closed
+
+    # When the customer pays
+    answer = flow.pay(order_id)
+
+    # Then either the order is paid and its stock committed, never released, or it was cancelled
+    # with its stock released and the charge refunded: never paid with its stock given back
+    order = Order.objects.get(pk=order_id)
+    commits = outbox_messages("catalog.commit_reservation")
+    releases = outbox_messages("catalog.release_reservation")
+    if window_closed:
+        assert answer.status_code == 409
+        assert order.status == "cancelled"
+        assert (len(commits), len(releases)) == (0, 1)
+        assert list(PaymentAttempt.objects.filter(order_id=order_id).values_list("status", flat=True)) == ["refunded"]
+    else:
+        assert answer.status_code == 200
+        assert order.status == "paid"
+        assert (len(commits), len(releases)) == (1, 0)

@@ -4,12 +4,19 @@ The fakes are :class:`~bazaar_devtools.standin.StandIn` servers: real HTTP serve
 registered in the real discovery registry (Redis), so the calls go through the real service client:
 discovery, service token, timeouts, breakers. The e2e suite runs the real auth and order services
 instead.
+
+Their answers are built from the contract classes of ``bazaar_common.contracts.http`` (the ones the
+real auth and orders build theirs from), so a fake cannot answer what the real service never would.
 """
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from bazaar_common.contracts import http as internal
 from bazaar_devtools.standin import Call, Handler, Registrations, StandIn
 
 SERVICE_CLIENT_ID = "profiles"
@@ -65,41 +72,108 @@ class FakeServices(Registrations):
             fake.stop()
 
 
-def make_fake_auth(accounts: dict[str, dict[str, Any]]) -> FakeService:
+def account(user_id: str, *, roles: list[str] | None = None, email: str | None = None) -> internal.Account:
+    """An account document as auth's ``GET /internal/v1/auth/users/{id}`` answers it."""
+    return internal.Account(
+        id=uuid.UUID(user_id),
+        email=email or f"user-{user_id[:8]}@example.com",
+        roles=roles or ["customer"],
+        is_active=True,
+        date_joined=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        last_login=None,
+    )
+
+
+def order_document(
+    customer_id: str, *, order_id: str = "0b9d6f4e-3d0f-4a43-9c36-5a1c1c7f9d11"
+) -> internal.OrderDocument:
+    """A paid order of one line, as the order service's internal list documents it."""
+    at = datetime(2026, 1, 3, tzinfo=UTC)
+    return internal.OrderDocument(
+        id=uuid.UUID(order_id),
+        status="paid",
+        customer_id=uuid.UUID(customer_id),
+        buyer_reference="buyer_0123456789abcdef",
+        customer_email="jane@example.com",
+        currency="EUR",
+        lines=[
+            internal.OrderLine(
+                product_id=7,
+                merchant_id=3,
+                sku="SKU-7",
+                name="Teapot",
+                unit_price=Decimal("12.50"),
+                quantity=2,
+                currency="EUR",
+                line_total=Decimal("25.00"),
+                shipped_at=None,
+            )
+        ],
+        totals=internal.OrderTotals(
+            subtotal=Decimal("25.00"), total=Decimal("25.00"), refunded=Decimal("0.00"), currency="EUR"
+        ),
+        shipping_address=internal.ShippingAddress(
+            full_name="Jane Doe", line1="Main Street 1", city="Berlin", country="DE"
+        ),
+        rejection=None,
+        timeline=[
+            internal.OrderEvent(
+                kind="created", from_status="", to_status="pending", actor="customer", reason="Checkout.", at=at
+            )
+        ],
+        payment_due_at=None,
+        created_at=at,
+        updated_at=at,
+        reserved_at=at,
+        paid_at=at,
+        shipped_at=None,
+        delivered_at=None,
+        cancelled_at=None,
+    )
+
+
+def make_fake_auth(accounts: dict[str, internal.Account]) -> FakeService:
     """auth's internal API: service tokens, accounts, password checks, admin sign-in.
 
     Every account's password is CORRECT_PASSWORD.
     """
 
     def admin_login(call: Call) -> tuple[int, Any]:
-        body = call.body or {}
-        for account in accounts.values():
-            if body.get("email") == account["email"] and body.get("password") == CORRECT_PASSWORD:
-                return 200, {"user_id": account["id"], "email": account["email"], "roles": account["roles"]}
+        body = internal.AdminLoginRequest.parse(call.body)
+        for known in accounts.values():
+            if body.email == known.email and body.password == CORRECT_PASSWORD:
+                answer = internal.StaffIdentityAnswer(user_id=known.id, email=known.email, roles=known.roles)
+                return 200, answer.to_json()
         return 401, {"detail": "wrong credentials"}
 
     def service_token(call: Call) -> tuple[int, Any]:
-        if call.body != {"client_id": SERVICE_CLIENT_ID, "client_secret": SERVICE_CLIENT_SECRET}:
+        body = internal.ServiceTokenRequest.parse(call.body)
+        if (body.client_id, body.client_secret) != (SERVICE_CLIENT_ID, SERVICE_CLIENT_SECRET):
             return 401, {"detail": "bad credentials"}
-        return 200, {"access": FAKE_SERVICE_TOKEN, "expires_in": 300}
+        return 200, internal.ServiceToken(access=FAKE_SERVICE_TOKEN, expires_in=300).to_json()
+
+    def verify_password(call: Call) -> tuple[int, Any]:
+        body = internal.PasswordCheckRequest.parse(call.body)
+        return (204, None) if body.password == CORRECT_PASSWORD else (403, {"detail": "no"})
 
     routes: dict[tuple[str, str], Handler] = {
-        ("POST", "/internal/v1/auth/service-token"): service_token,
-        ("POST", "/internal/v1/auth/admin-login"): requires_fake_service_token(admin_login),
+        (internal.SERVICE_TOKEN.method, internal.SERVICE_TOKEN.path): service_token,
+        (internal.ADMIN_LOGIN.method, internal.ADMIN_LOGIN.path): requires_fake_service_token(admin_login),
     }
-    for user_id, account in accounts.items():
-        routes[("GET", f"/internal/v1/auth/users/{user_id}")] = requires_fake_service_token(
-            lambda call, account=account: (200, account)
+    for user_id, known in accounts.items():
+        routes[(internal.AUTH_ACCOUNT.method, internal.AUTH_ACCOUNT.url(user_id=user_id))] = (
+            requires_fake_service_token(lambda call, known=known: (200, known.to_json()))
         )
-        routes[("POST", f"/internal/v1/auth/users/{user_id}/verify-password")] = requires_fake_service_token(
-            lambda call: (204, None) if call.body == {"password": CORRECT_PASSWORD} else (403, {"detail": "no"})
+        routes[(internal.PASSWORD_CHECK.method, internal.PASSWORD_CHECK.url(user_id=user_id))] = (
+            requires_fake_service_token(verify_password)
         )
     return FakeService("auth", routes)
 
 
-def make_fake_orders(orders_by_customer: dict[str, list[dict[str, Any]]]) -> FakeService:
+def make_fake_orders(orders_by_customer: dict[str, list[internal.OrderDocument]]) -> FakeService:
     def list_orders(call: Call) -> tuple[int, Any]:
         customer_id = call.query.get("customer_id", [""])[0]
-        return 200, {"results": orders_by_customer.get(customer_id, [])}
+        return 200, internal.CustomerOrders(results=orders_by_customer.get(customer_id, [])).to_json()
 
-    return FakeService("orders", {("GET", "/internal/v1/orders"): requires_fake_service_token(list_orders)})
+    call = internal.ORDERS_OF_CUSTOMER
+    return FakeService("orders", {(call.method, call.path): requires_fake_service_token(list_orders)})

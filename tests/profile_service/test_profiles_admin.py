@@ -12,8 +12,9 @@ import uuid
 import pytest
 from django.contrib.auth.models import Group, User
 from factories import AddressFactory, ProfileFactory
-from fakes import CORRECT_PASSWORD, make_fake_auth
+from fakes import CORRECT_PASSWORD, account, make_fake_auth
 
+from bazaar_common.contracts import http as internal
 from profile_service.profiles.models import Profile
 
 pytestmark = pytest.mark.django_db
@@ -101,20 +102,20 @@ def test_the_erasure_record_is_read_only_even_for_admins(client):
     assert response.status_code == 403
 
 
-def _staff_account(roles: list[str]) -> dict:
+def _staff_account(roles: list[str]) -> internal.Account:
     user_id = str(uuid.uuid4())
-    return {"id": user_id, "email": f"{roles[0]}-{user_id[:8]}@bazaar.test", "roles": roles}
+    return account(user_id, roles=roles, email=f"{roles[0]}-{user_id[:8]}@bazaar.test")
 
 
 def test_support_signs_in_with_the_bazaar_account_and_reads_only(client, fake_services, profile):
     account = _staff_account(["support", "customer"])
-    fake_services.serve(make_fake_auth({account["id"]: account}))
+    fake_services.serve(make_fake_auth({str(account.id): account}))
 
-    login = client.post("/admin/login/?next=/admin/", {"username": account["email"], "password": CORRECT_PASSWORD})
+    login = client.post("/admin/login/?next=/admin/", {"username": account.email, "password": CORRECT_PASSWORD})
 
     assert login.status_code == 302
     assert login["Location"] == "/admin/"
-    shadow = User.objects.get(username=account["id"])
+    shadow = User.objects.get(username=str(account.id))
     assert list(shadow.groups.values_list("name", flat=True)) == ["support"]
     detail = client.get(f"/admin/profiles/profile/{profile.pk}/change/")
     assert detail.status_code == 200
@@ -124,9 +125,9 @@ def test_support_signs_in_with_the_bazaar_account_and_reads_only(client, fake_se
 
 def test_a_customer_account_cannot_sign_in_to_the_admin(client, fake_services):
     account = _staff_account(["customer"])
-    fake_services.serve(make_fake_auth({account["id"]: account}))
+    fake_services.serve(make_fake_auth({str(account.id): account}))
 
-    login = client.post("/admin/login/", {"username": account["email"], "password": CORRECT_PASSWORD})
+    login = client.post("/admin/login/", {"username": account.email, "password": CORRECT_PASSWORD})
 
     assert login.status_code == 200  # the form again, with an error
     assert client.get("/admin/profiles/profile/").status_code == 302

@@ -13,10 +13,13 @@ from fakes import (
     FAKE_SERVICE_TOKEN,
     FakeService,
     FakeServices,
+    account,
     make_fake_auth,
     make_fake_orders,
+    order_document,
 )
 
+from bazaar_common.contracts import http as internal
 from bazaar_common.outbox.models import OutboxMessage
 from bazaar_common.outbox.services import publisher
 from profile_service.profiles.models import Address, ErasedUser, Profile
@@ -27,28 +30,12 @@ EXPORT = "/api/v1/profiles/me/export"
 pytestmark = pytest.mark.django_db
 
 
-def _account(user_id: str) -> dict:
-    return {
-        "id": user_id,
-        "email": "jane@example.com",
-        "roles": ["customer"],
-        "is_active": True,
-        "date_joined": "2026-01-02T03:04:05Z",
-        "last_login": None,
-    }
+def _account(user_id: str) -> internal.Account:
+    return account(user_id, email="jane@example.com")
 
 
-def _order(user_id: str) -> dict:
-    return {
-        "id": "0b9d6f4e-3d0f-4a43-9c36-5a1c1c7f9d11",
-        "customer_id": user_id,
-        "status": "paid",
-        "currency": "EUR",
-        "total": "25.00",
-        "lines": [{"product_id": 7, "quantity": 2, "unit_price": "12.50"}],
-        "timeline": [{"status": "pending", "at": "2026-01-03T00:00:00Z"}],
-        "shipping_address": {"full_name": "Jane Doe", "line1": "Main Street 1", "city": "Berlin"},
-    }
+def _order(user_id: str) -> internal.OrderDocument:
+    return order_document(user_id)
 
 
 @pytest.fixture
@@ -96,12 +83,12 @@ def test_export_gathers_account_profile_addresses_and_orders(customer, user_id, 
     assert set(body) == {"format", "generated_at", "user_id", "account", "profile", "addresses", "orders"}
     assert body["format"] == "bazaar-privacy-export/1"
     assert body["user_id"] == user_id
-    assert body["account"] == _account(user_id)
+    assert body["account"] == _account(user_id).to_json()
     assert body["profile"] == customer.get(ME).json()
     assert [(a["id"], a["line1"], a["is_default_shipping"]) for a in body["addresses"]] == [
         (address.id, address.line1, True)
     ]
-    assert body["orders"] == [_order(user_id)]
+    assert body["orders"] == [_order(user_id).to_json()]
     # The calls went out with this service's token, for this user only.
     assert [c.query for c in orders.calls_to("GET", "/internal/v1/orders")] == [{"customer_id": [user_id]}]
     account_calls = auth.calls_to("GET", f"/internal/v1/auth/users/{user_id}")

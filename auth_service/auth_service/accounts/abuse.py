@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import redis
 from django.conf import settings
-from rest_framework import exceptions
 
+from bazaar_common.domain import TooManyRequests
 from bazaar_common.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ _clients: dict[str, redis.Redis] = {}
 _DECR_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
 
 
-class TooManyAttempts(exceptions.Throttled):
+class TooManyAttempts(TooManyRequests):
     default_detail = "Too many attempts. Try again later."
 
 
@@ -90,7 +90,7 @@ class AttemptLimiter:
         for index, (_key, limit) in enumerate(keys):
             count, ttl = replies[3 * index + 1], replies[3 * index + 2]
             if int(count) > limit:
-                raise TooManyAttempts(wait=max(int(ttl), 1))
+                raise TooManyAttempts(retry_after=max(int(ttl), 1))
 
     def forgive(self, *, account: str | None, address: str | None) -> None:
         """The attempt succeeded: the account starts afresh, the address gets its attempt back."""

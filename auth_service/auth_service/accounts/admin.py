@@ -45,11 +45,11 @@ class UserAdmin(admin.ModelAdmin):
     def roles_display(self, obj: User) -> str:
         return ", ".join(obj.role_list)
 
-    def get_fields(self, request: HttpRequest, obj: User | None = None) -> list[str]:
-        fields = list(self.readonly_fields)
+    def get_fields(self, request: HttpRequest, obj: User | None = None) -> tuple[str, ...]:
+        fields = [str(name) for name in self.readonly_fields]
         if request.user.is_superuser:
             fields.append("role_set")
-        return fields
+        return tuple(fields)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # accounts are created by sign-up (or seed_demo), never by hand

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import JsonResponse
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -17,9 +16,10 @@ from auth_service.accounts.keys import key_ring
 from auth_service.accounts.models import ROLE_CHOICES
 from bazaar_common.auth.client_address import client_address
 from bazaar_common.auth.permissions import IsAdmin, IsStaff
-from bazaar_common.errors import problem_response
+from bazaar_common.domain import NotFound
+from bazaar_common.drf import principal
 
-PASSWORD_FIELD = {"write_only": True, "trim_whitespace": False, "max_length": 512}
+PASSWORD_FIELD: dict[str, Any] = {"write_only": True, "trim_whitespace": False, "max_length": 512}
 
 
 class CredentialApi(APIView):
@@ -128,7 +128,7 @@ class MeApi(APIView):
 
     @extend_schema(responses={200: UserOutputSerializer}, tags=["auth"])
     def get(self, request: Request) -> Response:
-        return _user_response(selectors.user_for_principal(principal=request.user))
+        return _user_response(selectors.user_for_principal(principal=principal(request)))
 
 
 class MeDeactivateApi(APIView):
@@ -146,7 +146,7 @@ class MeDeactivateApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = selectors.user_for_principal(principal=request.user)
+        user = selectors.user_for_principal(principal=principal(request))
         services.user_self_deactivate(
             user=user, password=data.validated_data["password"], client_ip=client_address(request)
         )
@@ -169,7 +169,7 @@ class PasswordChangeApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = selectors.user_for_principal(principal=request.user)
+        user = selectors.user_for_principal(principal=principal(request))
         pair = services.user_password_change(user=user, **data.validated_data, client_ip=client_address(request))
         return _pair_response(pair)
 
@@ -217,15 +217,32 @@ class PasswordResetConfirmApi(CredentialApi):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-@extend_schema(exclude=True)
-def jwks_view(request: Any) -> JsonResponse:
+class JwkOutputSerializer(serializers.Serializer):
+    kty = serializers.CharField(help_text="RSA")
+    kid = serializers.CharField(help_text="The key id a token names in its header.")
+    alg = serializers.CharField(help_text="RS256")
+    use = serializers.CharField(help_text="sig")
+    key_ops = serializers.ListField(child=serializers.CharField())
+    n = serializers.CharField(help_text="The modulus, base64url.")
+    e = serializers.CharField(help_text="The exponent, base64url.")
+
+
+class JwksOutputSerializer(serializers.Serializer):
+    keys = JwkOutputSerializer(many=True)
+
+
+class JwksApi(APIView):
     """The public keys verifiers trust: the signing key, the previous one, any staged one."""
-    if request.method != "GET":
-        return problem_response(405)
-    response = JsonResponse(key_ring().jwks())
-    # Short enough that a rotation is seen quickly; verifiers re-fetch early on an unknown kid.
-    response["Cache-Control"] = "public, max-age=60"
-    return response
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(operation_id="auth_jwks", responses={200: JwksOutputSerializer}, tags=["auth"])
+    def get(self, request: Request) -> Response:
+        response = Response(key_ring().jwks())
+        # Short enough that a rotation is seen quickly; verifiers re-fetch early on an unknown kid.
+        response["Cache-Control"] = "public, max-age=60"
+        return response
 
 
 # --- Administration of users (admins; support may look) -------------------------------------------
@@ -238,7 +255,7 @@ class UserDetailApi(APIView):
     def get(self, request: Request, user_id: str) -> Response:
         user = selectors.user_get(user_id=user_id)
         if user is None:
-            return problem_response(404, "No such user.")
+            raise NotFound("No such user.")
         return _user_response(user)
 
 
@@ -249,7 +266,7 @@ class UserDeactivateApi(APIView):
     def post(self, request: Request, user_id: str) -> Response:
         user = selectors.user_get(user_id=user_id)
         if user is None:
-            return problem_response(404, "No such user.")
+            raise NotFound("No such user.")
         return _user_response(services.user_deactivate(user=user))
 
 
@@ -261,7 +278,7 @@ class UserSignOutEverywhereApi(APIView):
     @extend_schema(request=None, responses={204: None}, tags=["auth-admin"])
     def post(self, request: Request, user_id: str) -> Response:
         if selectors.user_get(user_id=user_id) is None:
-            return problem_response(404, "No such user.")
+            raise NotFound("No such user.")
         services.user_sign_out_everywhere(user_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -291,25 +308,32 @@ class UserRoleGrantApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         if selectors.user_get(user_id=user_id) is None:
-            return problem_response(404, "No such user.")
+            raise NotFound("No such user.")
         return _roles_response(services.user_role_grant(user_id=user_id, role=data.validated_data["role"]))
 
     @extend_schema(responses={200: RolesOutputSerializer}, tags=["auth-admin"])
     def get(self, request: Request, user_id: str) -> Response:
         user = selectors.user_get(user_id=user_id)
         if user is None:
-            return problem_response(404, "No such user.")
+            raise NotFound("No such user.")
         return _roles_response(user)
 
 
 class UserRoleRemoveApi(APIView):
     permission_classes = [IsAdmin]
 
-    @extend_schema(request=None, responses={200: RolesOutputSerializer}, tags=["auth-admin"])
+    @extend_schema(
+        request=None,
+        responses={
+            200: RolesOutputSerializer,
+            409: OpenApiResponse(description="An admin cannot remove their own admin role."),
+        },
+        tags=["auth-admin"],
+    )
     def delete(self, request: Request, user_id: str, role: str) -> Response:
         if role not in dict(ROLE_CHOICES):
             raise serializers.ValidationError({"role": [f'"{role}" is not a valid choice.']})
         if selectors.user_get(user_id=user_id) is None:
-            return problem_response(404, "No such user.")
-        user = services.user_role_remove(user_id=user_id, role=role, actor_id=request.user.id)
+            raise NotFound("No such user.")
+        user = services.user_role_remove(user_id=user_id, role=role, actor_id=principal(request).id)
         return _roles_response(user)

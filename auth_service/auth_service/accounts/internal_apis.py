@@ -1,19 +1,25 @@
-"""Internal API under ``/internal/v1/auth/``: service tokens only (the gateway never routes here)."""
+"""Internal API under ``/internal/v1/auth/``: service tokens only (the gateway never routes here).
+
+Bodies in and out are the contract classes of :mod:`bazaar_common.contracts.http`, the same ones
+the callers (``bazaar_common.auth.service_tokens``, ``admin_backend``, profiles' ``remote.py``) use.
+"""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers, status
+from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from auth_service.accounts import selectors, services
-from auth_service.accounts.apis import PASSWORD_FIELD, CredentialApi, UserOutputSerializer
+from auth_service.accounts.apis import CredentialApi
 from bazaar_common.auth.client_address import client_address
 from bazaar_common.auth.permissions import IsService
-from bazaar_common.errors import problem_response
+from bazaar_common.contracts import http as internal
+from bazaar_common.domain import Forbidden, NotFound
+from bazaar_common.drf import parse_body
 
 
 class ServiceTokenApi(CredentialApi):
@@ -21,26 +27,14 @@ class ServiceTokenApi(CredentialApi):
 
     permission_classes = [AllowAny]
 
-    class InputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "ServiceTokenInput"
-
-        client_id = serializers.CharField(max_length=64)
-        client_secret = serializers.CharField(max_length=512, trim_whitespace=False)
-
-    class OutputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "ServiceTokenOutput"
-
-        access = serializers.CharField()
-        expires_in = serializers.IntegerField()
-
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, tags=["internal"])
+    # Internal endpoints stay out of the public document the gateway assembles.
+    @extend_schema(exclude=True)
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        access, expires_in = services.service_token_issue(**data.validated_data, client_ip=client_address(request))
-        return Response({"access": access, "expires_in": expires_in})
+        body = parse_body(internal.ServiceTokenRequest, request.data)
+        access, expires_in = services.service_token_issue(
+            client_id=body.client_id, client_secret=body.client_secret, client_ip=client_address(request)
+        )
+        return Response(internal.ServiceToken(access=access, expires_in=expires_in).to_json())
 
 
 class AdminLoginApi(APIView):
@@ -48,43 +42,25 @@ class AdminLoginApi(APIView):
 
     permission_classes = [IsService]
 
-    class InputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "AdminLoginInput"
-
-        email = serializers.CharField(max_length=254)
-        password = serializers.CharField(**PASSWORD_FIELD)
-        # The address of the person at the admin form, as the calling service saw it.
-        client_ip = serializers.IPAddressField(required=False)
-
-    class OutputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "AdminLoginOutput"
-
-        user_id = serializers.UUIDField()
-        email = serializers.EmailField()
-        roles = serializers.ListField(child=serializers.CharField())
-
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, tags=["internal"])
+    @extend_schema(exclude=True)
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        address = data.validated_data.get("client_ip") or client_address(request)
-        user = services.user_authenticate(
-            email=data.validated_data["email"], password=data.validated_data["password"], client_ip=address
-        )
-        return Response({"user_id": str(user.pk), "email": user.email, "roles": user.role_list})
+        body = parse_body(internal.AdminLoginRequest, request.data)
+        # The address of the person at the admin form, as the calling service saw it.
+        address = str(body.client_ip) if body.client_ip else client_address(request)
+        user = services.user_authenticate(email=body.email, password=body.password, client_ip=address)
+        answer = internal.StaffIdentityAnswer(user_id=user.pk, email=user.email, roles=user.role_list)
+        return Response(answer.to_json())
 
 
 class InternalUserDetailApi(APIView):
     permission_classes = [IsService]
 
-    @extend_schema(responses={200: UserOutputSerializer}, tags=["internal"])
+    @extend_schema(exclude=True)
     def get(self, request: Request, user_id: str) -> Response:
         user = selectors.user_get(user_id=user_id)
         if user is None:
-            return problem_response(404, "No such user.")
-        return Response(selectors.user_document(user))
+            raise NotFound("No such user.")
+        return Response(selectors.user_account(user).to_json())
 
 
 class VerifyPasswordApi(APIView):
@@ -92,20 +68,11 @@ class VerifyPasswordApi(APIView):
 
     permission_classes = [IsService]
 
-    class InputSerializer(serializers.Serializer):
-        class Meta:
-            ref_name = "VerifyPasswordInput"
-
-        password = serializers.CharField(**PASSWORD_FIELD)
-
-    @extend_schema(request=InputSerializer, responses={204: None}, tags=["internal"])
+    @extend_schema(exclude=True)
     def post(self, request: Request, user_id: str) -> Response:
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        body = parse_body(internal.PasswordCheckRequest, request.data)
         user = selectors.user_get(user_id=user_id)
         if user is None or not user.is_active:
-            raise exceptions.PermissionDenied("The password is not correct.")
-        services.password_confirm(
-            user=user, password=data.validated_data["password"], client_ip=client_address(request)
-        )
+            raise Forbidden("The password is not correct.")
+        services.password_confirm(user=user, password=body.password, client_ip=client_address(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from rest_framework import exceptions, serializers
-
 from auth_service.accounts.models import User
 from bazaar_common.auth.tokens import Principal
+from bazaar_common.contracts import http as internal
+from bazaar_common.domain import CredentialsRefused
 
 
 def user_get(*, user_id: Any) -> User | None:
@@ -24,22 +24,22 @@ def user_for_principal(*, principal: Principal) -> User:
     """The account behind a user's access token; a deactivated account is refused here at once."""
     user = None if principal.is_service else user_get(user_id=principal.id)
     if user is None or not user.is_active:
-        raise exceptions.AuthenticationFailed("This account is not active.")
+        raise CredentialsRefused("This account is not active.")
     return user
 
 
-def _timestamp(moment: Any) -> str:
-    """The same rendering DRF gives datetimes elsewhere on the platform (UTC, ``Z``)."""
-    return serializers.DateTimeField().to_representation(moment)
+def user_account(user: User) -> internal.Account:
+    """The plain data other services and clients get about a user."""
+    return internal.Account(
+        id=user.pk,
+        email=user.email,
+        roles=user.role_list,
+        is_active=user.is_active,
+        date_joined=user.date_joined,
+        last_login=user.last_login,
+    )
 
 
 def user_document(user: User) -> dict[str, Any]:
-    """The plain data other services and clients get about a user."""
-    return {
-        "id": str(user.pk),
-        "email": user.email,
-        "roles": user.role_list,
-        "is_active": user.is_active,
-        "date_joined": _timestamp(user.date_joined),
-        "last_login": _timestamp(user.last_login) if user.last_login else None,
-    }
+    """:func:`user_account` as JSON (what the public user endpoints answer, too)."""
+    return user_account(user).to_json()

@@ -1,7 +1,8 @@
 """Writes of the auth service: accounts, credentials, tokens, roles.
 
 Every function is keyword-only and runs its writes inside ``transaction.atomic``. Failures that the
-client must see raise DRF exceptions, which the problem-details handler turns into JSON.
+client must see raise domain errors (``bazaar_common.domain``), which the problem-details handler
+turns into JSON; nothing here depends on DRF.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
-from rest_framework import exceptions
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
@@ -32,7 +32,8 @@ from bazaar_common import contracts
 from bazaar_common.auth import revocation
 from bazaar_common.auth.admin_backend import StaffIdentity
 from bazaar_common.auth.tokens import USER_ROLES
-from bazaar_common.errors import Conflict
+from bazaar_common.domain import Conflict, CredentialsRefused, DomainError, Forbidden, InvalidInput
+from bazaar_common.errors import ServiceUnavailable
 from bazaar_common.outbox.services import outbox_enqueue
 
 logger = logging.getLogger(__name__)
@@ -52,8 +53,8 @@ class TokenPair:
     refresh: str
 
 
-def _validation_error(field: str, messages: list[str] | str) -> exceptions.ValidationError:
-    return exceptions.ValidationError({field: messages if isinstance(messages, list) else [messages]})
+def _validation_error(field: str, messages: list[str] | str) -> InvalidInput:
+    return InvalidInput({field: messages if isinstance(messages, list) else [messages]})
 
 
 def _password_validate(*, password: str, user: User, field: str = "password") -> None:
@@ -111,10 +112,10 @@ def user_authenticate(*, email: str, password: str, client_ip: str) -> User:
     user = User.objects.filter(email=normalized).first()
     if user is None:
         _spend_hash_time(password)
-        raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
+        raise CredentialsRefused(INVALID_CREDENTIALS)
     # check_password upgrades an outdated hash (e.g. PBKDF2 → Argon2) when it matches.
     if not user.check_password(password) or not user.is_active:
-        raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
+        raise CredentialsRefused(INVALID_CREDENTIALS)
     limiter.forgive(account=normalized, address=client_ip)
     user.last_login = timezone.now()
     user.save(update_fields=["last_login"])
@@ -206,7 +207,7 @@ def password_confirm(*, user: User, password: str, client_ip: str) -> None:
     account = str(user.pk)
     limiter.attempt(account=account, address=client_ip)
     if not user.check_password(password):
-        raise exceptions.PermissionDenied("The password is not correct.")
+        raise Forbidden("The password is not correct.")
     limiter.forgive(account=account, address=client_ip)
 
 
@@ -340,9 +341,9 @@ def refresh_tokens_flush_expired() -> int:
 
 def _refresh_parse(raw: str) -> BazaarRefreshToken:
     try:
-        return BazaarRefreshToken(raw)
+        return BazaarRefreshToken(raw)  # type: ignore[arg-type]  # simplejwt's annotation omits the str it takes
     except TokenError as exc:
-        raise exceptions.AuthenticationFailed(INVALID_REFRESH) from exc
+        raise CredentialsRefused(INVALID_REFRESH) from exc
 
 
 def _refresh_consume(raw: str, *, reason: str) -> tuple[OutstandingToken | None, bool]:
@@ -354,10 +355,11 @@ def _refresh_consume(raw: str, *, reason: str) -> tuple[OutstandingToken | None,
     """
     token = _refresh_parse(raw)
     outstanding = OutstandingToken.objects.select_for_update().filter(jti=token["jti"]).order_by().first()
-    if outstanding is None or outstanding.user_id is None or str(outstanding.user_id) != token["sub"]:
+    user = outstanding.user if outstanding is not None else None
+    if outstanding is None or user is None or str(outstanding.user_id) != token["sub"]:
         return None, False
     if SpentRefreshToken.objects.filter(token=outstanding).exists():
-        user_refresh_tokens_revoke_all(user=outstanding.user, reason="refresh_token_reused")
+        user_refresh_tokens_revoke_all(user=user, reason="refresh_token_reused")
         return outstanding, True
     if BlacklistedToken.objects.filter(token=outstanding).exists():
         return None, False
@@ -376,9 +378,10 @@ def token_refresh(*, refresh: str) -> TokenPair:
             pair = token_pair_issue(user=user)
     # Outside the block: the revocation above must commit even though the client gets a 401.
     if reused:
-        logger.warning("refresh token reuse: every session of the user revoked", extra={"user_id": str(user.pk)})
+        user_id = str(outstanding.user_id) if outstanding is not None else ""
+        logger.warning("refresh token reuse: every session of the user revoked", extra={"user_id": user_id})
     if pair is None:
-        raise exceptions.AuthenticationFailed(INVALID_REFRESH)
+        raise CredentialsRefused(INVALID_REFRESH)
     return pair
 
 
@@ -387,7 +390,7 @@ def token_revoke(*, refresh: str) -> None:
     with transaction.atomic():
         outstanding, reused = _refresh_consume(refresh, reason=SpentRefreshToken.REASON_LOGGED_OUT)
     if outstanding is None or reused:
-        raise exceptions.AuthenticationFailed(INVALID_REFRESH)
+        raise CredentialsRefused(INVALID_REFRESH)
 
 
 # --- Services and staff --------------------------------------------------------------------------
@@ -414,7 +417,7 @@ def service_token_issue(*, client_id: str, client_secret: str, client_ip: str) -
     # unknown client id, so the time taken tells nothing.
     matches = [hmac.compare_digest(secret.encode(), client_secret.encode()) for secret in accepted]
     if client_id not in _service_credentials() or not any(matches):
-        raise exceptions.AuthenticationFailed("Unknown service credentials.")
+        raise CredentialsRefused("Unknown service credentials.")
     limiter.forgive(account=client_at_address, address=client_ip)
     return str(service_access_token(client_id)), settings.SERVICE_TOKEN_LIFETIME_SECONDS
 
@@ -423,7 +426,7 @@ def admin_credentials_check(*, email: str, password: str, client_ip: str) -> Sta
     """This service's own admin sign-in (BAZAAR_ADMIN_CREDENTIALS_CHECK): None instead of errors."""
     try:
         user = user_authenticate(email=email, password=password, client_ip=client_ip)
-    except exceptions.APIException as exc:
+    except (DomainError, ServiceUnavailable) as exc:
         logger.info("admin sign-in refused", extra={"reason": exc.__class__.__name__})
         return None
     return StaffIdentity(user_id=str(user.pk), email=user.email, roles=frozenset(user.roles))

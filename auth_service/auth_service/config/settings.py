@@ -4,23 +4,15 @@ from datetime import timedelta
 
 from django.core.exceptions import ImproperlyConfigured
 
-from bazaar_common.settings import (
-    build_settings,
-    env,
-    env_int,
-    redis_url,
-    repo_var_dir,
-    require_env,
-)
+from bazaar_common.settings import env, env_int, identify, redis_url, repo_var_dir, require_env
 
-globals().update(
-    build_settings(
-        service="auth",
-        package="auth_service",
-        apps=["rest_framework_simplejwt.token_blacklist", "auth_service.accounts"],
-    )
-)
-DEBUG: bool = globals()["DEBUG"]
+identify("auth", package="auth_service")
+# After identify: the shared settings follow from the service's name.
+from bazaar_common.shared_settings import *  # noqa: E402,F403
+from bazaar_common.shared_settings import DEBUG  # noqa: E402
+from bazaar_common.shared_settings import INSTALLED_APPS as SHARED_APPS  # noqa: E402
+
+INSTALLED_APPS = [*SHARED_APPS, "rest_framework_simplejwt.token_blacklist", "auth_service.accounts"]
 
 # --- Accounts ------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -35,8 +27,9 @@ PASSWORD_HASHERS = [
 BAZAAR_ADMIN_CREDENTIALS_CHECK = "auth_service.accounts.services.admin_credentials_check"
 
 # --- Tokens --------------------------------------------------------------------------------------
+_ACCESS_TOKEN_LIFETIME = timedelta(seconds=env_int("JWT_ACCESS_TOKEN_LIFETIME_SECONDS", 300))
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_ACCESS_TOKEN_LIFETIME_SECONDS", 300)),
+    "ACCESS_TOKEN_LIFETIME": _ACCESS_TOKEN_LIFETIME,
     "REFRESH_TOKEN_LIFETIME": timedelta(seconds=env_int("JWT_REFRESH_TOKEN_LIFETIME_SECONDS", 24 * 3600)),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
@@ -49,7 +42,7 @@ SIMPLE_JWT = {
 }
 SERVICE_TOKEN_LIFETIME_SECONDS = env_int("SERVICE_TOKEN_LIFETIME_SECONDS", 300)
 # A "not before" time is kept as long as an access token issued before it could still be valid.
-REVOCATION_TTL_SECONDS = int(SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()) + 2 * 60
+REVOCATION_TTL_SECONDS = int(_ACCESS_TOKEN_LIFETIME.total_seconds()) + 2 * 60
 # "client_id:secret,..." — each service's own credential for /internal/v1/auth/service-token.
 SERVICE_CREDENTIALS = require_env("SERVICE_CREDENTIALS", debug=DEBUG, dev_default="")
 

@@ -2,22 +2,19 @@
 
 from decimal import Decimal
 
-from bazaar_common.settings import build_settings, env, env_float, env_int
+from bazaar_common.settings import env, env_float, env_int, identify
 
-globals().update(
-    build_settings(
-        service="catalog",
-        package="catalog_service",
-        apps=["guardian", "catalog_service.products", "catalog_service.inventory"],
-    )
-)
+identify("catalog", package="catalog_service")
+# After identify: the shared settings follow from the service's name.
+from bazaar_common.shared_settings import *  # noqa: E402,F403
+from bazaar_common.shared_settings import AUTHENTICATION_BACKENDS as SHARED_BACKENDS  # noqa: E402
+from bazaar_common.shared_settings import INSTALLED_APPS as SHARED_APPS  # noqa: E402
+
+INSTALLED_APPS = [*SHARED_APPS, "guardian", "catalog_service.products", "catalog_service.inventory"]
 
 # django-guardian answers object permissions (a merchant's users on that merchant's products); the
 # common backends stay first so the Bazaar admin sign-in keeps working.
-AUTHENTICATION_BACKENDS = [
-    *globals().get("AUTHENTICATION_BACKENDS", ["django.contrib.auth.backends.ModelBackend"]),
-    "guardian.backends.ObjectPermissionBackend",
-]
+AUTHENTICATION_BACKENDS = [*SHARED_BACKENDS, "guardian.backends.ObjectPermissionBackend"]
 # No anonymous guardian user: anonymous visitors never hold object permissions here.
 ANONYMOUS_USER_NAME = None
 
@@ -40,6 +37,8 @@ CATALOG_SEARCH_CONFIG = env("CATALOG_SEARCH_CONFIG", "english")
 INVENTORY_MAX_RESERVATION_SECONDS = env_int("INVENTORY_MAX_RESERVATION_SECONDS", 24 * 3600)
 INVENTORY_EXPIRY_SWEEP_SECONDS = env_float("INVENTORY_EXPIRY_SWEEP_SECONDS", 30.0)
 INVENTORY_EXPIRY_BATCH_SIZE = env_int("INVENTORY_EXPIRY_BATCH_SIZE", 200)
+# An overdue hold still held this long after the order service was asked about it is asked again.
+INVENTORY_EXPIRY_REASK_SECONDS = env_int("INVENTORY_EXPIRY_REASK_SECONDS", 300)
 
 CELERY_BEAT_SCHEDULE = {
     "catalog-expire-reservations": {

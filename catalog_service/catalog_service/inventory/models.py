@@ -76,6 +76,8 @@ class Reservation(models.Model):
     order_id = models.CharField(max_length=64, unique=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.HELD)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # When the catalog last asked the order service whether this overdue hold may go (HoldExpiring).
+    expiry_asked_at = models.DateTimeField(null=True, blank=True)
     release_reason = models.CharField(max_length=200, blank=True, default="")
     rejection = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,4 +1,4 @@
-"""Stock reads for other services (the order service's reconciliation)."""
+"""Stock reads: reservations for the order service's reconciliation, a product's stock ledger."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from catalog_service.inventory.models import Reservation
+from catalog_service.inventory.models import Reservation, StockMovement
 
 
 def reservations_of_orders(*, order_ids: list[str]) -> QuerySet[Reservation]:
@@ -20,3 +20,8 @@ def reservations_held_idle(*, idle_seconds: int, limit: int) -> QuerySet[Reserva
     return Reservation.objects.filter(status=Reservation.Status.HELD, updated_at__lte=before).order_by("updated_at")[
         :limit
     ]
+
+
+def stock_movements(*, product_id: int) -> QuerySet[StockMovement]:
+    """A product's stock ledger, newest first."""
+    return StockMovement.objects.filter(product_id=product_id).order_by("-id")

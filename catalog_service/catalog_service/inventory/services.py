@@ -1,4 +1,5 @@
-"""Stock writes: adjustments, and the order saga's reserve / commit / release / expire.
+"""Stock writes: adjustments, and the order saga's reserve / commit / release, and the question
+asked about an overdue hold.
 
 Locking order, everywhere: the reservation row first, then stock rows in primary-key (product id)
 order. Two transactions therefore never wait on each other in a cycle. Every change of a stock row
@@ -28,11 +29,16 @@ from catalog_service.products.models import Product
 logger = logging.getLogger(__name__)
 
 SAGA_ACTOR = "service:orders"
-EXPIRY_ACTOR = "system:reservation-expiry"
 REJECT_OUT_OF_STOCK = contracts.RejectReason.OUT_OF_STOCK
 REJECT_UNAVAILABLE = contracts.RejectReason.UNAVAILABLE_PRODUCTS
 REJECT_INVALID = contracts.RejectReason.INVALID_REQUEST
 REJECT_EXPIRED = contracts.RejectReason.EXPIRED
+
+
+# SAGA_TRANSACTIONS: the saga's handlers run inside the transaction of the consumer that records the
+# message as processed (bazaar_common.outbox.consumers), and every error they raise aborts that whole
+# delivery; so they open no savepoint of their own (two round trips less per message), and are
+# atomic all the same when called on their own.
 
 
 class StockInvariantBroken(Exception):
@@ -160,7 +166,9 @@ def _merge_lines(lines: list[dict[str, Any]]) -> dict[int, int] | None:
     return merged or None
 
 
-def _reject(reservation: Reservation, *, reason: str, shortages: list[dict[str, Any]]) -> ReserveOutcome:
+def _reject(
+    reservation: Reservation, *, reason: contracts.RejectReason, shortages: list[dict[str, Any]]
+) -> ReserveOutcome:
     reservation.status = Reservation.Status.REJECTED
     reservation.rejection = {"reason": reason, "shortages": shortages}
     reservation.save(update_fields=["status", "rejection", "updated_at"])
@@ -227,7 +235,7 @@ def reservation_reserve(
     Idempotent by order id: the reservation row is unique per order, so a second request for the
     same order (another message, a redelivery) finds it and changes nothing.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see SAGA_TRANSACTIONS
         try:
             with transaction.atomic():
                 reservation = Reservation.objects.create(
@@ -359,7 +367,7 @@ def reservation_commit(*, order_id: str, actor: str = SAGA_ACTOR) -> contracts.C
     taken again from available stock (``recommitted``); when that is impossible the answer is
     ``failed`` and the order service flags the order for support at once.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see SAGA_TRANSACTIONS
         reservation = _lock_reservation(order_id)
         outcome = _commit_outcome(reservation, actor=actor)
         if outcome == contracts.CommitOutcome.FAILED:
@@ -378,7 +386,7 @@ def reservation_release(*, order_id: str, reason: str, actor: str = SAGA_ACTOR) 
     arrives late for that order changes nothing. A committed (paid) order that is cancelled puts
     its units back on hand.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see SAGA_TRANSACTIONS
         outcome = _release(order_id=order_id, reason=reason, actor=actor)
         outbox_enqueue(contracts.StockReleased(order_id=order_id, outcome=outcome))
     return outcome
@@ -426,33 +434,49 @@ def _restock_committed(reservation: Reservation, *, reason: str, actor: str) -> 
     catalog_changed(product_ids=[line.product_id for line in lines])
 
 
-def reservation_expire(*, order_id: str) -> bool:
-    """Release one overdue held reservation and tell the order service (StockRejected "expired")."""
+def _reask_before(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.INVENTORY_EXPIRY_REASK_SECONDS)
+
+
+def _overdue_unasked(now: datetime) -> Q:
+    """Held past its time and not asked about lately (never, or before the re-ask interval)."""
+    return Q(status=Reservation.Status.HELD, expires_at__lte=now) & (
+        Q(expiry_asked_at__isnull=True) | Q(expiry_asked_at__lte=_reask_before(now))
+    )
+
+
+def reservation_ask_expiry(*, order_id: str) -> bool:
+    """Ask the order service whether one overdue hold may go (HoldExpiring); True when asked now.
+
+    The hold stays held: the catalog never puts units back on sale on its own clock, because the
+    order may be paid with its commit still on the way (a slow payment, a broker outage). The order
+    service answers with a commit or a release, decided under the order's lock. Asked again every
+    ``INVENTORY_EXPIRY_REASK_SECONDS`` while the hold is still held (an order inside its payment
+    window keeps it; a question lost for good is asked again).
+    """
     with transaction.atomic():
         reservation = _lock_reservation(order_id, skip_locked=True)
+        now = timezone.now()
         if (
             reservation is None
             or reservation.status != Reservation.Status.HELD
             or reservation.expires_at is None
-            or reservation.expires_at > timezone.now()
+            or reservation.expires_at > now
+            or (reservation.expiry_asked_at is not None and reservation.expiry_asked_at > _reask_before(now))
         ):
             return False
-        _release_held(
-            reservation,
-            reason=REJECT_EXPIRED,
-            movement_reason=StockMovement.Reason.EXPIRE,
-            actor=EXPIRY_ACTOR,
-        )
-        outbox_enqueue(contracts.StockRejected(order_id=order_id, reason=REJECT_EXPIRED))
+        reservation.expiry_asked_at = now
+        reservation.save(update_fields=["expiry_asked_at", "updated_at"])
+        outbox_enqueue(contracts.HoldExpiring(order_id=order_id))
     return True
 
 
 def reservations_expire_overdue(*, limit: int | None = None) -> int:
-    """Release every held reservation past its time limit, one transaction each; returns how many."""
+    """Ask about every held reservation past its time limit, one transaction each; returns how many."""
     batch = limit or settings.INVENTORY_EXPIRY_BATCH_SIZE
     order_ids = list(
-        Reservation.objects.filter(status=Reservation.Status.HELD, expires_at__lte=timezone.now())
+        Reservation.objects.filter(_overdue_unasked(timezone.now()))
         .order_by("expires_at")
         .values_list("order_id", flat=True)[:batch]
     )
-    return sum(1 for order_id in order_ids if reservation_expire(order_id=order_id))
+    return sum(1 for order_id in order_ids if reservation_ask_expiry(order_id=order_id))

@@ -1,4 +1,4 @@
-"""Celery entry points of the inventory: the order saga's commands and the expiry sweep.
+"""Celery entry points of the inventory: the order saga's commands and the sweep of overdue holds.
 
 Thin on purpose: parse the contract payload, call a service. The ``consumer`` decorator makes each
 handler idempotent by message id (and the services are idempotent by order id on top of that).
@@ -40,8 +40,9 @@ def release_reservation(message: contracts.ReleaseReservation) -> None:
 
 @shared_task(name="catalog.expire_reservations", acks_late=True)
 def expire_reservations() -> int:
-    """Periodic (CELERY_BEAT_SCHEDULE): release held reservations past their time limit."""
-    released = services.reservations_expire_overdue()
-    if released:
-        logger.info("expired reservations released", extra={"count": released})
-    return released
+    """Periodic (CELERY_BEAT_SCHEDULE): ask the order service about held reservations past their
+    time limit (HoldExpiring); it answers with a commit or a release."""
+    asked = services.reservations_expire_overdue()
+    if asked:
+        logger.info("overdue holds: asked the order service", extra={"count": asked})
+    return asked

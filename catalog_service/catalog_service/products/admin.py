@@ -29,7 +29,7 @@ from bazaar_common.domain import InvalidInput
 from catalog_service.inventory.services import stock_adjust
 from catalog_service.products import csv_io, permissions, services
 from catalog_service.products.models import Category, Merchant, MerchantMember, Product
-from catalog_service.products.selectors import category_descendant_ids, with_availability
+from catalog_service.products.selectors import AnnotatedProduct, category_descendant_ids, with_availability
 
 SUPPORT_GROUP = permissions.SUPPORT_GROUP
 
@@ -67,14 +67,14 @@ class StockLevelFilter(admin.SimpleListFilter):
             ("ok", f"In stock (more than {threshold})"),
         ]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Product]) -> QuerySet[Product] | None:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Product]) -> QuerySet[Product]:
         threshold = settings.CATALOG_LOW_STOCK_THRESHOLD
         if self.value() == "out":
-            return queryset.filter(available__lte=0)
+            return queryset.filter(available__lte=0)  # type: ignore[misc]  # annotated, not a field
         if self.value() == "low":
-            return queryset.filter(available__gt=0, available__lte=threshold)
+            return queryset.filter(available__gt=0, available__lte=threshold)  # type: ignore[misc]
         if self.value() == "ok":
-            return queryset.filter(available__gt=threshold)
+            return queryset.filter(available__gt=threshold)  # type: ignore[misc]  # annotated, not a field
         return queryset
 
 
@@ -183,9 +183,9 @@ class ProductAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Product | None = None) -> tuple[str, ...]:
         return ("merchant", "sku") if obj is not None else ()
 
-    def get_fields(self, request: HttpRequest, obj: Product | None = None) -> list[str]:
-        fields = list(ProductForm.Meta.fields)
-        return fields if obj is not None else [*fields, "initial_stock"]
+    def get_fields(self, request: HttpRequest, obj: Product | None = None) -> tuple[str, ...]:
+        fields = tuple(ProductForm.Meta.fields)
+        return fields if obj is not None else (*fields, "initial_stock")
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "merchant":
@@ -212,15 +212,15 @@ class ProductAdmin(admin.ModelAdmin):
 
     # --- columns -----------------------------------------------------------------------------------
     @admin.display(description="on hand", ordering="stock_on_hand")
-    def on_hand(self, obj: Product) -> int:
+    def on_hand(self, obj: AnnotatedProduct) -> int:
         return obj.stock_on_hand or 0
 
     @admin.display(description="reserved", ordering="stock_reserved")
-    def reserved(self, obj: Product) -> int:
+    def reserved(self, obj: AnnotatedProduct) -> int:
         return obj.stock_reserved or 0
 
     @admin.display(description="available", ordering="available")
-    def available(self, obj: Product) -> int:
+    def available(self, obj: AnnotatedProduct) -> int:
         return obj.available
 
     @admin.display(description="stock")

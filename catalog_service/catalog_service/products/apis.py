@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny
@@ -18,13 +18,13 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from bazaar_common.drf import StrictQueryParams, reject_query_params
+from bazaar_common.pagination import MAX_PAGE_SIZE, BazaarPagination
 from catalog_service.products import cache, selectors
 from catalog_service.products.models import Product
+from catalog_service.products.selectors import AnnotatedProduct
 
-MAX_PAGE_SIZE = 100
 # Ids are 64-bit database integers; a larger number names nothing (and must not reach the driver).
 MAX_ID = 2**63 - 1
-DEFAULT_PAGE_SIZE = 20
 
 
 def merchant_brief(product: Product) -> dict[str, Any]:
@@ -32,12 +32,12 @@ def merchant_brief(product: Product) -> dict[str, Any]:
 
 
 def category_brief(product: Product) -> dict[str, Any] | None:
-    if product.category_id is None:
+    if product.category is None:
         return None
     return {"id": product.category_id, "name": product.category.name, "slug": product.category.slug}
 
 
-def product_summary(product: Product) -> dict[str, Any]:
+def product_summary(product: AnnotatedProduct) -> dict[str, Any]:
     return {
         "id": product.pk,
         "sku": product.sku,
@@ -54,7 +54,7 @@ def product_summary(product: Product) -> dict[str, Any]:
     }
 
 
-def product_document(product: Product) -> dict[str, Any]:
+def product_document(product: AnnotatedProduct) -> dict[str, Any]:
     return {
         **product_summary(product),
         "description": product.description,
@@ -62,6 +62,49 @@ def product_document(product: Product) -> dict[str, Any]:
         "attributes": product.attributes,
         "updated_at": product.updated_at,
     }
+
+
+class BriefOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    slug = serializers.CharField()
+
+
+class ProductSummaryOutputSerializer(serializers.Serializer):
+    """What :func:`product_summary` renders (the answer is cached JSON: this documents it)."""
+
+    id = serializers.IntegerField()
+    sku = serializers.CharField()
+    name = serializers.CharField()
+    slug = serializers.CharField()
+    price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    available = serializers.IntegerField(min_value=0)
+    in_stock = serializers.BooleanField()
+    image_url = serializers.CharField(allow_null=True)
+    merchant = BriefOutputSerializer()
+    category = BriefOutputSerializer(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class ProductOutputSerializer(ProductSummaryOutputSerializer):
+    """What :func:`product_document` renders."""
+
+    description = serializers.CharField(allow_blank=True)
+    image_urls = serializers.ListField(child=serializers.CharField())
+    attributes = serializers.DictField()
+    updated_at = serializers.DateTimeField()
+
+
+class CategoryNodeOutputSerializer(BriefOutputSerializer):
+    """One category and its subcategories (``children``, the same shape, recursively)."""
+
+
+CategoryNodeOutputSerializer._declared_fields["children"] = CategoryNodeOutputSerializer(many=True)
+
+
+class CategoryTreeOutputSerializer(serializers.Serializer):
+    results = CategoryNodeOutputSerializer(many=True)
 
 
 def cached_json_response(request: Request, rendered: cache.CachedBody) -> HttpResponse:
@@ -83,6 +126,7 @@ def strict_bool(value: str) -> bool:
 class ProductListApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[type] = []
+    pagination_class = BazaarPagination  # documents the list as the shared paginated envelope
 
     class FilterSerializer(StrictQueryParams):
         q = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
@@ -96,10 +140,9 @@ class ProductListApi(APIView):
         )
         in_stock = serializers.CharField(required=False)
         ordering = serializers.ChoiceField(required=False, choices=sorted(selectors.ORDERINGS))
-        page = serializers.IntegerField(required=False, min_value=1, default=1)
-        page_size = serializers.IntegerField(
-            required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=DEFAULT_PAGE_SIZE
-        )
+        # Named here so the strict parameters allow them; the shared paginator reads them.
+        page = serializers.IntegerField(required=False, min_value=1)
+        page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
 
         def validate_in_stock(self, value: str) -> bool:
             return strict_bool(value)
@@ -135,17 +178,7 @@ class ProductListApi(APIView):
             OpenApiParameter("page_size", int, description=f"At most {MAX_PAGE_SIZE}."),
         ],
         responses={
-            200: inline_serializer(
-                "ProductPage",
-                {
-                    "count": serializers.IntegerField(),
-                    "page": serializers.IntegerField(),
-                    "page_size": serializers.IntegerField(),
-                    "next": serializers.CharField(allow_null=True),
-                    "previous": serializers.CharField(allow_null=True),
-                    "results": serializers.ListField(child=serializers.DictField()),
-                },
-            ),
+            200: ProductSummaryOutputSerializer(many=True),
             304: OpenApiResponse(description="Not modified (If-None-Match)."),
             400: OpenApiResponse(description="A bad query parameter, named in errors[].field."),
         },
@@ -172,27 +205,9 @@ class ProductListApi(APIView):
             in_stock=data.get("in_stock"),
             ordering=data.get("ordering"),
         )
-        queryset = selectors.product_list_public(filters=filters)
-        page, size = data["page"], data["page_size"]
-        count = queryset.count()
-        last_page = max((count + size - 1) // size, 1)
-        if page > last_page:
-            raise ValidationError({"page": [f"This page is past the last page ({last_page})."]})
-        items = list(queryset[(page - 1) * size : page * size])
-        return {
-            "count": count,
-            "page": page,
-            "page_size": size,
-            "next": _page_link(request, page + 1) if page < last_page else None,
-            "previous": _page_link(request, page - 1) if page > 1 else None,
-            "results": [product_summary(product) for product in items],
-        }
-
-
-def _page_link(request: Request, page: int) -> str:
-    query = request.query_params.copy()
-    query["page"] = str(page)
-    return f"{request.path}?{query.urlencode()}"
+        paginator = ProductListApi.pagination_class()
+        items = paginator.paginate_queryset(selectors.product_list_public(filters=filters), request)
+        return paginator.page_envelope([product_summary(product) for product in items or []])
 
 
 class ProductDetailApi(APIView):
@@ -203,7 +218,7 @@ class ProductDetailApi(APIView):
         operation_id="catalog_products_retrieve",
         summary="One product",
         responses={
-            200: OpenApiResponse(description="The product document."),
+            200: ProductOutputSerializer,
             304: OpenApiResponse(description="Not modified (If-None-Match)."),
             404: OpenApiResponse(description="No active product with this id."),
         },
@@ -228,7 +243,10 @@ class CategoryTreeApi(APIView):
     @extend_schema(
         operation_id="catalog_categories_tree",
         summary="The category tree",
-        responses={200: OpenApiResponse(description="[{id, name, slug, children: [...]}]")},
+        responses={
+            200: CategoryTreeOutputSerializer,
+            304: OpenApiResponse(description="Not modified (If-None-Match)."),
+        },
     )
     def get(self, request: Request) -> HttpResponse:
         reject_query_params(request)

@@ -1,21 +1,26 @@
-"""Internal endpoints for other services (service tokens only; the gateway never routes them)."""
+"""Internal endpoints for other services (service tokens only; the gateway never routes them).
+
+Answers are built from the contract classes of :mod:`bazaar_common.contracts.http`, which the order
+service's ``clients.py`` parses them into.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bazaar_common.auth.permissions import IsService
+from bazaar_common.contracts import http as internal
 from bazaar_common.drf import StrictQueryParams, reject_query_params
 from catalog_service.products import permissions, selectors
 from catalog_service.products.apis import MAX_ID
 
-MAX_IDS = 200
+MAX_IDS = internal.MAX_IDS
 
 
 class InternalProductListApi(APIView):
@@ -39,7 +44,6 @@ class InternalProductListApi(APIView):
         exclude=True,  # internal: not part of the public document the gateway assembles
         operation_id="internal_catalog_products",
         summary="Prices and availability by id (service tokens only)",
-        responses={200: OpenApiResponse(description="{results: [...], missing: [ids]}")},
     )
     def get(self, request: Request) -> Response:
         params = self.FilterSerializer(data=request.query_params)
@@ -47,26 +51,25 @@ class InternalProductListApi(APIView):
         ids = params.validated_data["ids"]
         products = selectors.products_for_internal(ids=ids)
         found = {product.pk for product in products}
-        return Response(
-            {
-                "results": [self._line(product) for product in products],
-                "missing": [pk for pk in ids if pk not in found],
-            }
+        answer = internal.CatalogProducts(
+            results=[self._snapshot(product) for product in products],
+            missing=[pk for pk in ids if pk not in found],
         )
+        return Response(answer.to_json())
 
     @staticmethod
-    def _line(product: Any) -> dict[str, Any]:
-        return {
-            "id": product.pk,
-            "merchant_id": product.merchant_id,
-            "sku": product.sku,
-            "name": product.name,
-            "price": f"{product.price:.2f}",
-            "currency": product.currency,
+    def _snapshot(product: Any) -> internal.ProductSnapshot:
+        return internal.ProductSnapshot(
+            id=product.pk,
+            merchant_id=product.merchant_id,
+            sku=product.sku,
+            name=product.name,
+            price=product.price,
+            currency=product.currency,
             # An inactive merchant's products cannot be bought either.
-            "is_active": product.is_active and product.merchant.is_active,
-            "available": max(product.available, 0),
-        }
+            is_active=product.is_active and product.merchant.is_active,
+            available=max(product.available, 0),
+        )
 
 
 class InternalUserMerchantsApi(APIView):
@@ -78,12 +81,11 @@ class InternalUserMerchantsApi(APIView):
         exclude=True,  # internal: not part of the public document the gateway assembles
         operation_id="internal_catalog_user_merchants",
         summary="Merchant ids of a user (service tokens only)",
-        responses={200: OpenApiResponse(description="{merchant_ids: [...]}")},
     )
     def get(self, request: Request, user_id: str) -> Response:
         reject_query_params(request)
         merchant_ids = sorted(permissions.merchants_of_user(user_id=user_id).values_list("pk", flat=True))
-        return Response({"merchant_ids": merchant_ids})
+        return Response(internal.UserMerchants(merchant_ids=merchant_ids).to_json())
 
 
 class InternalReservationListApi(APIView):
@@ -93,12 +95,12 @@ class InternalReservationListApi(APIView):
     permission_classes = [IsService]
 
     class FilterSerializer(StrictQueryParams):
-        order_ids = serializers.CharField(max_length=MAX_IDS * 65, required=False)
+        order_ids = serializers.CharField(max_length=MAX_IDS * (internal.MAX_ORDER_ID_LENGTH + 1), required=False)
         held_idle_seconds = serializers.IntegerField(min_value=0, max_value=30 * 24 * 3600, required=False)
 
         def validate_order_ids(self, value: str) -> list[str]:
             ids = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
-            if not ids or len(ids) > MAX_IDS or any(len(part) > 64 for part in ids):
+            if not ids or len(ids) > MAX_IDS or any(len(part) > internal.MAX_ORDER_ID_LENGTH for part in ids):
                 raise serializers.ValidationError(f"A comma-separated list of 1 to {MAX_IDS} order ids.")
             return ids
 
@@ -111,7 +113,6 @@ class InternalReservationListApi(APIView):
         exclude=True,  # internal: not part of the public document the gateway assembles
         operation_id="internal_catalog_reservations",
         summary="Reservations by order id, or held and idle (service tokens only)",
-        responses={200: OpenApiResponse(description="{results: [{order_id, status, release_reason}]}")},
     )
     def get(self, request: Request) -> Response:
         from catalog_service.inventory.selectors import reservations_held_idle, reservations_of_orders
@@ -123,11 +124,12 @@ class InternalReservationListApi(APIView):
             reservations = reservations_of_orders(order_ids=data["order_ids"])
         else:
             reservations = reservations_held_idle(idle_seconds=data["held_idle_seconds"], limit=MAX_IDS)
-        return Response(
-            {
-                "results": [
-                    {"order_id": r.order_id, "status": r.status, "release_reason": r.release_reason}
-                    for r in reservations
-                ]
-            }
+        answer = internal.Reservations(
+            results=[
+                internal.ReservationState(
+                    order_id=r.order_id, status=internal.ReservationStatus(r.status), release_reason=r.release_reason
+                )
+                for r in reservations
+            ]
         )
+        return Response(answer.to_json())

@@ -56,7 +56,8 @@ def product_permissions_assign(*, user_id: str, products: Iterable[Product], per
     if not product_list:
         return
     for codename in permissions:
-        assign_perm(f"products.{codename}", user, product_list)
+        # guardian assigns to a list of objects in bulk, though its annotation names one object.
+        assign_perm(f"products.{codename}", user, product_list)  # type: ignore[arg-type]
 
 
 def product_permissions_remove(*, user_id: str, products: Iterable[Product], permissions: Iterable[str]) -> None:

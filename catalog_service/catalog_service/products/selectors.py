@@ -1,4 +1,5 @@
-"""Catalog reads: the public product list (search, filters, ordering), details, the category tree."""
+"""Catalog reads: the public product list (search, filters, ordering), details, the category tree;
+the merchant API's products, merchants and grants, always as one :class:`CatalogActor` sees them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from django.db import connection
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
-from catalog_service.products.models import Category, Merchant, Product
+from bazaar_common.domain import Forbidden, InvalidInput, NotFound
+from catalog_service.products import permissions
+from catalog_service.products.models import Category, Merchant, MerchantMember, Product, ProductUserObjectPermission
+
+# A product row with values its query annotated (``available``; the admin's stock columns). The
+# django plugin types annotations only where ``annotate`` is called, not through helpers like
+# with_availability, so code reading them takes the row untyped.
+AnnotatedProduct = Any
 
 ORDERINGS = {
     "price": ("price", "id"),
@@ -51,6 +59,7 @@ def category_descendant_ids(*, category_id: int) -> set[int]:
 
 
 def with_availability(queryset: QuerySet[Product]) -> QuerySet[Product]:
+    """``available`` (on hand less reserved, 0 without a stock row) on every product."""
     return queryset.annotate(
         available=Coalesce(F("stock__on_hand"), Value(0)) - Coalesce(F("stock__reserved"), Value(0))
     )
@@ -95,9 +104,9 @@ def product_list_public(*, filters: ProductFilters) -> QuerySet[Product]:
     if filters.price_max is not None:
         queryset = queryset.filter(price__lte=filters.price_max)
     if filters.in_stock is True:
-        queryset = queryset.filter(available__gt=0)
+        queryset = queryset.filter(available__gt=0)  # type: ignore[misc]  # annotated, not a field
     elif filters.in_stock is False:
-        queryset = queryset.filter(available__lte=0)
+        queryset = queryset.filter(available__lte=0)  # type: ignore[misc]  # annotated, not a field
     if filters.ordering:
         return queryset.order_by(*ORDERINGS[filters.ordering])
     if ranked:
@@ -142,3 +151,175 @@ def merchant_exists(*, merchant_id: int) -> bool:
 def products_for_internal(*, ids: list[int]) -> list[Product]:
     """Products by id for other services, whatever their state (inactive ones included)."""
     return list(with_availability(Product.objects.filter(pk__in=ids).select_related("merchant")).order_by("pk"))
+
+
+# --- The merchant API's reads: always for a CatalogActor (the API and the admin ask alike) --------
+
+
+@dataclass(frozen=True)
+class StockLevels:
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True)
+class MerchantProduct:
+    """A product as its merchant's people see it: with stock and the actor's rights on it."""
+
+    product: Product
+    stock: StockLevels
+    permissions: list[str]
+
+
+@dataclass(frozen=True)
+class MerchantMembership:
+    merchant: Merchant
+    role: str | None  # the actor's role there; None for a platform admin who is no member
+
+
+@dataclass(frozen=True)
+class ProductGrant:
+    user_id: str
+    product_id: int
+    permissions: list[str]
+
+
+def merchant_products(
+    *, actor: permissions.CatalogActor, merchant_id: int | None = None, is_active: bool | None = None
+) -> QuerySet[Product]:
+    """Every product the actor may see, in every state, oldest first."""
+    queryset = permissions.visible_products(actor).select_related("merchant", "category").order_by("id")
+    if merchant_id is not None:
+        queryset = queryset.filter(merchant_id=merchant_id)
+    if is_active is not None:
+        queryset = queryset.filter(is_active=is_active)
+    return queryset
+
+
+def merchant_product_get(
+    *, actor: permissions.CatalogActor, product_id: int, permission: str = permissions.VIEW
+) -> Product:
+    """The product, if the actor may see it (else 404: it does not exist for them) and may do
+    ``permission`` to it (else 403)."""
+    product = merchant_products(actor=actor).filter(pk=product_id).first()
+    if product is None:
+        raise NotFound("No such product.")
+    if permission != permissions.VIEW and not permissions.may(actor, product, permission):
+        raise Forbidden("You may see this product but not do this to it.")
+    return product
+
+
+def merchant_product_details(*, actor: permissions.CatalogActor, products: list[Product]) -> list[MerchantProduct]:
+    """Stock and the actor's rights for many products, in two queries for them all."""
+    from catalog_service.inventory.models import Stock
+
+    ids = [product.pk for product in products]
+    stocks = {
+        row["product_id"]: StockLevels(on_hand=row["on_hand"], reserved=row["reserved"])
+        for row in Stock.objects.filter(product_id__in=ids).values("product_id", "on_hand", "reserved")
+    }
+    if actor.acts_on_all:
+        granted: dict[int, list[str]] = {pk: list(permissions.PRODUCT_PERMISSIONS) for pk in ids}
+    else:
+        granted = {pk: [] for pk in ids}
+        rows = ProductUserObjectPermission.objects.filter(
+            user__username=actor.user_id, content_object_id__in=ids
+        ).values_list("content_object_id", "permission__codename")
+        for product_id, codename in rows:
+            granted[product_id].append(codename)
+    return [
+        MerchantProduct(
+            product=product,
+            stock=stocks.get(product.pk, StockLevels(on_hand=0, reserved=0)),
+            permissions=sorted(granted[product.pk]),
+        )
+        for product in products
+    ]
+
+
+def merchant_get(*, actor: permissions.CatalogActor, merchant_id: int, owner: bool = False) -> Merchant:
+    """A merchant the actor belongs to (admins: any); 404 for others, 403 when ``owner`` is
+    needed and the actor is a member of another role."""
+    merchant = Merchant.objects.filter(pk=merchant_id).first()
+    if merchant is None:
+        raise NotFound("No such merchant.")
+    if actor.acts_on_all:
+        return merchant
+    role = permissions.actor_merchant_role(actor, merchant.pk)
+    if role is None:
+        raise NotFound("No such merchant.")
+    if owner and role != MerchantMember.Role.OWNER:
+        raise Forbidden("Only an owner of this merchant may do this.")
+    return merchant
+
+
+def merchant_memberships(*, actor: permissions.CatalogActor) -> list[MerchantMembership]:
+    """The merchants the actor works for with their role there (admins: every merchant)."""
+    roles = dict(MerchantMember.objects.filter(user_id=actor.user_id).values_list("merchant_id", "role"))
+    merchants = Merchant.objects.all() if actor.acts_on_all else Merchant.objects.filter(pk__in=roles)
+    return [MerchantMembership(merchant=m, role=roles.get(m.pk)) for m in merchants.order_by("id")]
+
+
+def merchant_for_new_product(*, actor: permissions.CatalogActor, merchant_id: int | None) -> Merchant:
+    """Where a new product goes: the merchant named, which the actor must own or manage; without
+    one, the only such merchant (admins must always name it)."""
+    if actor.acts_on_all:
+        if merchant_id is None:
+            raise InvalidInput({"merchant_id": ["Required for admins."]})
+        merchant = Merchant.objects.filter(pk=merchant_id).first()
+        if merchant is None:
+            raise InvalidInput({"merchant_id": ["No merchant with this id."]})
+        return merchant
+    allowed = list(permissions.merchants_accepting_products(actor).order_by("id"))
+    if merchant_id is None:
+        if len(allowed) != 1:
+            raise InvalidInput({"merchant_id": ["Required: say which of your merchants."]})
+        return allowed[0]
+    for merchant in allowed:
+        if merchant.pk == merchant_id:
+            return merchant
+    raise InvalidInput({"merchant_id": ["You cannot add products to this merchant."]})
+
+
+def grant_targets(*, merchant: Merchant, user_id: str, product_ids: list[int]) -> list[Product]:
+    """The products a grant names: all of this merchant's, to one of its members."""
+    if permissions.member_role(user_id=user_id, merchant_id=merchant.pk) is None:
+        raise InvalidInput({"user_id": ["Not a member of this merchant; add them first."]})
+    wanted = set(product_ids)
+    products = list(Product.objects.filter(merchant=merchant, pk__in=wanted).order_by("id"))
+    missing = sorted(wanted - {product.pk for product in products})
+    if missing:
+        raise InvalidInput({"product_ids": [f"Not products of this merchant: {missing}."]})
+    return products
+
+
+def merchant_grants(*, merchant: Merchant) -> list[ProductGrant]:
+    """Who holds which rights on the merchant's products, by user then product."""
+    rows = (
+        ProductUserObjectPermission.objects.filter(content_object__merchant=merchant)
+        .order_by("user__username", "content_object_id", "permission__codename")
+        .values_list("user__username", "content_object_id", "permission__codename")
+    )
+    grants: dict[tuple[str, int], list[str]] = {}
+    for user_id, product_id, codename in rows:
+        grants.setdefault((user_id, product_id), []).append(codename)
+    return [
+        ProductGrant(user_id=user_id, product_id=product_id, permissions=codenames)
+        for (user_id, product_id), codenames in grants.items()
+    ]
+
+
+def product_grant_of(*, user_id: str, products: list[Product]) -> list[ProductGrant]:
+    """The rights ``user_id`` holds on each of ``products`` now."""
+    return [
+        ProductGrant(
+            user_id=user_id,
+            product_id=product.pk,
+            permissions=permissions.user_product_permissions(user_id=user_id, product=product),
+        )
+        for product in sorted(products, key=lambda p: p.pk)
+    ]

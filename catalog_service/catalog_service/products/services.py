@@ -129,8 +129,22 @@ def product_create(
     return product
 
 
+def product_input_resolve(data: dict[str, Any]) -> dict[str, Any]:
+    """API input as the product's fields: ``category_id`` becomes ``category`` (an id that names
+    no category is a 400 on that field)."""
+    changes = dict(data)
+    if "category_id" in changes:
+        category_id = changes.pop("category_id")
+        category = Category.objects.filter(pk=category_id).first() if category_id else None
+        if category_id and category is None:
+            raise InvalidInput({"category_id": ["No category with this id."]})
+        changes["category"] = category
+    return changes
+
+
 def product_update(*, product: Product, data: dict[str, Any]) -> Product:
     """Change the given editable fields only; a new name gives a new slug unless one is given."""
+    data = product_input_resolve(data)
     unknown = set(data) - set(PRODUCT_EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"not editable: {sorted(unknown)}")

@@ -136,6 +136,19 @@ set at all, so the service's own default applies; names also under a secretEnv a
 {{- if not (get $env "METRICS_PORT") -}}
 {{- $_ := set $env "METRICS_PORT" (toString $root.Values.metrics.port) -}}
 {{- end -}}
+{{- $pgbouncer := $root.Values.pgbouncer -}}
+{{- if and $pgbouncer.enabled (ne (toString .role) "migrate") -}}
+{{- /* Through the chart's PgBouncer; migrations (role migrate) connect directly. */ -}}
+{{- if not (get $env "DB_POOLER_HOST") -}}
+{{- $_ := set $env "DB_POOLER_HOST" (include "bazaar.serviceHost" (dict "root" $root "name" "pgbouncer")) -}}
+{{- end -}}
+{{- if not (get $env "DB_POOLER_PORT") -}}
+{{- $_ := set $env "DB_POOLER_PORT" (toString $pgbouncer.port) -}}
+{{- end -}}
+{{- if eq $pgbouncer.poolMode "transaction" -}}
+{{- $_ := set $env "DB_TRANSACTION_POOLING" "1" -}}
+{{- end -}}
+{{- end -}}
 {{- $plain := dict -}}
 {{- range $key, $value := $env -}}
 {{- if and (not (hasKey $secretEnv $key)) (ne (toString $value) "") (ne (toString $value) "<nil>") -}}
@@ -390,4 +403,76 @@ topologySpreadConstraints:
 {{/* The worker liveness command: exactly bazaar_common.celery.HEARTBEAT_PROBE (checked by tests/charts/check_chart.py). */}}
 {{- define "bazaar.workerProbeCommand" -}}
 f="$CELERY_HEARTBEAT_FILE"; test -f "$f" && test $(( $(date +%s) - $(stat -c %Y "$f") )) -lt "$CELERY_HEARTBEAT_MAX_AGE_SECONDS"
+{{- end -}}
+
+
+{{/* An image reference from {registry, repository, tag, digest}: the digest wins over the tag. */}}
+{{- define "bazaar.imageRef" -}}
+{{- $prefix := ternary (printf "%s/%s" .registry .repository) .repository (ne (toString .registry) "") -}}
+{{- if .digest -}}
+{{- printf "%s@%s" $prefix .digest -}}
+{{- else -}}
+{{- printf "%s:%s" $prefix (toString .tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* How many databases the services use: one per enabled component. */}}
+{{- define "bazaar.databaseCount" -}}
+{{- $root := . -}}
+{{- $count := 0 -}}
+{{- range $name := (include "bazaar.components" $root | splitList " ") -}}
+{{- if (index $root.Values $name).enabled }}{{ $count = add1 $count }}{{ end -}}
+{{- end -}}
+{{- $count -}}
+{{- end -}}
+
+{{/* PgBouncer's pgbouncer.ini (values: pgbouncer); its checksum rolls the pods. */}}
+{{- define "bazaar.pgbouncerIni" -}}
+{{- $p := .Values.pgbouncer -}}
+{{- $databases := include "bazaar.databaseCount" . | int -}}
+{{- $perDatabase := add $p.pool.defaultPoolSize $p.pool.reservePoolSize -}}
+; Rendered by the Bazaar chart (values: pgbouncer). Server connections to PostgreSQL: at most
+; {{ $databases }} databases × {{ $perDatabase }} = {{ mul $databases $perDatabase }} per replica, {{ mul $p.replicas $databases $perDatabase }} for {{ $p.replicas }} replicas.
+[databases]
+* = host={{ $p.upstream.host }} port={{ $p.upstream.port }}
+
+[pgbouncer]
+listen_addr = 0.0.0.0
+listen_port = {{ $p.port }}
+; no unix socket: the root file system is read-only and nothing local needs one
+unix_socket_dir =
+pool_mode = {{ $p.poolMode }}
+{{- if $p.metrics.enabled }}
+; the exporter sidecar logs in from 127.0.0.1 without a password (the admin console only)
+auth_type = hba
+auth_hba_file = /etc/pgbouncer/pg_hba.conf
+stats_users = {{ $p.metrics.statsUser }}
+{{- else }}
+auth_type = {{ $p.auth.type }}
+{{- end }}
+auth_file = /etc/pgbouncer/auth/{{ $p.auth.key }}
+max_client_conn = {{ $p.pool.maxClientConn }}
+default_pool_size = {{ $p.pool.defaultPoolSize }}
+min_pool_size = {{ $p.pool.minPoolSize }}
+reserve_pool_size = {{ $p.pool.reservePoolSize }}
+reserve_pool_timeout = {{ $p.pool.reservePoolTimeoutSeconds }}
+max_db_connections = {{ $perDatabase }}
+server_idle_timeout = {{ $p.pool.serverIdleTimeoutSeconds }}
+query_wait_timeout = {{ $p.pool.queryWaitTimeoutSeconds }}
+server_tls_sslmode = {{ $p.serverTlsSslmode }}
+; psycopg2 sends none of these; other drivers (JDBC) do
+ignore_startup_parameters = extra_float_digits
+{{- range $key, $value := $p.extraSettings }}
+{{ $key }} = {{ $value }}
+{{- end }}
+{{- end -}}
+
+{{/* PgBouncer's pg_hba.conf: the exporter from the pod itself to the admin console, the rest with passwords. */}}
+{{- define "bazaar.pgbouncerHba" -}}
+{{- $p := .Values.pgbouncer -}}
+{{- if $p.metrics.enabled -}}
+host pgbouncer {{ $p.metrics.statsUser }} 127.0.0.1/32 trust
+host all all 0.0.0.0/0 {{ $p.auth.type }}
+host all all ::/0 {{ $p.auth.type }}
+{{- end -}}
 {{- end -}}

@@ -18,6 +18,7 @@ password, so no other backend can sign them in.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +33,9 @@ from django.utils.module_loading import import_string
 
 from bazaar_common.auth.client_address import client_address
 from bazaar_common.auth.tokens import ROLE_ADMIN, STAFF_ROLES
+from bazaar_common.contracts import http as internal
 
 logger = logging.getLogger(__name__)
-ADMIN_LOGIN_PATH = "/internal/v1/auth/admin-login"
 
 
 @dataclass(frozen=True)
@@ -54,27 +55,37 @@ class StaffIdentity:
         return ROLE_ADMIN in self.roles
 
 
+def _ip_or_none(address: str) -> str | None:
+    """An address that is no IP (``unknown`` behind a misconfigured proxy) is left to auth to see."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
+
+
 def check_credentials_remotely(*, email: str, password: str, client_ip: str) -> StaffIdentity | None:
     """Ask the auth service; ``None`` for wrong credentials, throttling or auth being away."""
     from bazaar_common.errors import ServiceUnavailable
     from bazaar_common.http import service_client
 
+    login = internal.ADMIN_LOGIN
     try:
-        response = service_client().request(
-            "auth",
-            "POST",
-            ADMIN_LOGIN_PATH,
-            json={"email": email, "password": password, "client_ip": client_ip},
+        request = internal.AdminLoginRequest.parse(
+            {"email": email, "password": password, "client_ip": _ip_or_none(client_ip)}
         )
+    except internal.MalformedBody:
+        return None  # empty or oversized credentials are nobody's: not worth asking auth
+    try:
+        response = service_client().request(login.service, login.method, login.path, json=request.to_json())
+        if response.status != 200:
+            if response.status == 429:
+                logger.warning("admin sign-in throttled by auth", extra={"client_ip": client_ip})
+            return None
+        answer = response.parse(internal.StaffIdentityAnswer, service=login.service)
     except ServiceUnavailable as exc:
         logger.warning("admin sign-in: auth service unavailable", extra={"error": str(exc)})
         return None
-    if response.status != 200:
-        if response.status == 429:
-            logger.warning("admin sign-in throttled by auth", extra={"client_ip": client_ip})
-        return None
-    data = response.json()
-    return StaffIdentity(user_id=str(data["user_id"]), email=data["email"], roles=frozenset(data["roles"]))
+    return StaffIdentity(user_id=str(answer.user_id), email=answer.email, roles=frozenset(answer.roles))
 
 
 def _check_credentials(*, email: str, password: str, client_ip: str) -> StaffIdentity | None:
@@ -102,7 +113,8 @@ def _sync_role_groups(user: Any, roles: frozenset[str]) -> None:
 
 def shadow_user_sync(identity: StaffIdentity) -> Any | None:
     """Create or update the local user for ``identity``; ``None`` when it may not enter the admin."""
-    user_model = get_user_model()
+    # Any: the services' user model (shadow users by username) or the auth service's own one.
+    user_model: Any = get_user_model()
     with transaction.atomic():
         if _uses_shadow_users(user_model):
             user, _ = user_model.objects.select_for_update().get_or_create(

@@ -83,10 +83,10 @@ def _load_jwks_document() -> dict[str, Any]:
     from bazaar_common.http import ServiceClient
 
     client = ServiceClient(get_registry().instances, read_timeout=3)
-    response = client.request("auth", "GET", JWKS_PATH)
-    if response.status != 200:
-        raise jwt.PyJWKClientError(f"auth JWKS answered {response.status}")
-    return response.json()
+    answer = client.request("auth", "GET", JWKS_PATH)
+    if answer.status != 200:
+        raise jwt.PyJWKClientError(f"auth JWKS answered {answer.status}")
+    return answer.json()
 
 
 MIN_RSA_KEY_BITS = 2048

@@ -7,10 +7,12 @@ whenever a user's sessions end (deactivation, password change or reset, erasure,
 out everywhere"): right after its transaction commits, and again from its worker through the
 outbox (:class:`~bazaar_common.contracts.SessionsRevoked`), so a Redis blip cannot lose it.
 
-Every service (in the shared :class:`~bazaar_common.auth.authentication.JWTAuthentication`) and the
-gateway refuse a user token issued before that time: one Redis ``GET`` per request, nothing cached
-in the process (a cache would delay the revocation by its lifetime). The key lives as long as an
-access token can, then expires: older tokens are dead by their own ``exp``.
+Every service (in the shared :class:`~bazaar_common.auth.authentication.JWTAuthentication`) refuses
+a user token issued before that time: one Redis ``GET`` per request, nothing cached in the process
+(a cache would delay the revocation by its lifetime). The gateway does not look it up again: the
+service each request reaches does, so a request costs one lookup wherever it enters, and a revoked
+token sent through the gateway gets the service's 401 on its next request. The key lives as long as
+an access token can, then expires: older tokens are dead by their own ``exp``.
 
 Redis being away fails open for this check (logged, and Redis is skipped for a second so a dead
 Redis costs no latency): the token's short life remains the second line, and refusing every signed-in

@@ -14,11 +14,11 @@ import os
 import threading
 import time
 
+from bazaar_common.contracts import http as internal
 from bazaar_common.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
-SERVICE_TOKEN_PATH = "/internal/v1/auth/service-token"
 # Stop using a token this long before it expires (clock skew, the call's own duration).
 EXPIRY_MARGIN_SECONDS = 15
 RENEW_RETRY_SECONDS = 5
@@ -36,16 +36,17 @@ def _fetch_service_token() -> tuple[str, float]:
     if not client_id or not client_secret:
         raise ServiceUnavailable("This service has no credentials (SERVICE_CLIENT_ID/SECRET).")
     client = ServiceClient(get_registry().instances, read_timeout=3)
+    exchange = internal.SERVICE_TOKEN
     response = client.request(
-        "auth",
-        "POST",
-        SERVICE_TOKEN_PATH,
-        json={"client_id": client_id, "client_secret": client_secret},
+        exchange.service,
+        exchange.method,
+        exchange.path,
+        json=internal.ServiceTokenRequest(client_id=client_id, client_secret=client_secret).to_json(),
     )
     if response.status != 200:
         raise ServiceUnavailable(f"auth refused this service's credentials ({response.status}).")
-    data = response.json()
-    return data["access"], float(data.get("expires_in", 300))
+    token = response.parse(internal.ServiceToken, service=exchange.service)
+    return token.access, float(token.expires_in)
 
 
 def service_authorization_header() -> str:
@@ -63,20 +64,20 @@ def _renew(now: float) -> tuple[str, float, float]:
     cached = _cached
     if cached is not None and now < cached[1]:
         return cached  # another thread renewed it meanwhile
-    usable = cached is not None and now < cached[2] - EXPIRY_MARGIN_SECONDS
-    if usable and now - _renew_failed_at < RENEW_RETRY_SECONDS:
-        return cached  # renewal failed a moment ago: do not ask auth on every call
+    usable = cached if cached is not None and now < cached[2] - EXPIRY_MARGIN_SECONDS else None
+    if usable is not None and now - _renew_failed_at < RENEW_RETRY_SECONDS:
+        return usable  # renewal failed a moment ago: do not ask auth on every call
     try:
         token, lifetime = _fetch_service_token()
     except ServiceUnavailable as exc:
-        if not usable:
+        if usable is None:
             raise
         _renew_failed_at = now
         logger.warning(
             "service token renewal failed; using the cached token until it expires",
-            extra={"error": str(exc.detail), "expires_in": round(cached[2] - now)},
+            extra={"error": str(exc.detail), "expires_in": round(usable[2] - now)},
         )
-        return cached
+        return usable
     _cached = (token, now + lifetime / 2, now + lifetime)
     return _cached
 

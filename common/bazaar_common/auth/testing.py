@@ -30,7 +30,7 @@ def test_private_key() -> rsa.RSAPrivateKey:
 def install_test_jwks(extra_private_keys: dict[str, rsa.RSAPrivateKey] | None = None) -> str:
     """Write a JWKS with the test key(s) and point the verifier at it; returns the file path."""
     private_keys = {TEST_KID: test_private_key(), **(extra_private_keys or {})}
-    jwks = {"keys": []}
+    jwks: dict[str, list[dict[str, Any]]] = {"keys": []}
     for kid, private_key in private_keys.items():
         jwk = json.loads(RSAAlgorithm.to_jwk(private_key.public_key()))
         jwk.update({"kid": kid, "alg": "RS256", "use": "sig"})

@@ -38,6 +38,7 @@ __all__ = [
     "AckOutcome",
     "CommitOutcome",
     "CommitReservation",
+    "HoldExpiring",
     "MalformedMessage",
     "Message",
     "MessageAck",
@@ -144,6 +145,7 @@ class RejectReason(enum.StrEnum):
     UNAVAILABLE_PRODUCTS = "unavailable_products"
     INVALID_REQUEST = "invalid_request"
     # The catalog's own time limit released a hold (an expiry notice, not an answer to a reserve).
+    # Catalogs since HoldExpiring ask the order service instead; still understood from older ones.
     EXPIRED = "expired"
 
 
@@ -248,6 +250,23 @@ class StockRejected(Message):
         return payload
 
 
+class HoldExpiring(Message):
+    """The catalog's hold of ``order_id`` ran out of time: may its units go back on sale?
+
+    The catalog never releases a hold on its own clock, because only the order service knows
+    whether the order is paid (its commit may be on the way). The order service decides under the
+    order's row lock, so no payment can slip in between: a paid order's commit is sent again
+    (CommitReservation), an order past its payment time is cancelled and its stock released
+    (ReleaseReservation), an order still inside its payment window keeps the hold (its own expiry
+    releases it when the window closes). The catalog asks again if the hold is still held later.
+    """
+
+    ROUTES = (Route("orders.hold_expiring", QUEUE_ORDERS),)
+    STEP = "hold_expiry"
+
+    order_id: OrderId
+
+
 class StockCommitted(Message):
     """The catalog's acknowledgement of a commit, with what it did."""
 
@@ -345,6 +364,7 @@ SAGA_MESSAGES: tuple[type[Message], ...] = (
     StockRejected,
     StockCommitted,
     StockReleased,
+    HoldExpiring,
     UserRegistered,
     UserErased,
     PasswordResetMail,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
@@ -22,13 +23,23 @@ M = TypeVar("M", bound=Message)
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, BrokerOperationalError)
 # Retried with exponential back-off and jitter; after the last retry the sender's re-drive (no
 # acknowledgement came) sends the message again, so even a long outage loses nothing.
-RETRY_OPTIONS: dict[str, Any] = {
+_RETRY_OPTIONS: dict[str, Any] = {
     "autoretry_for": TRANSIENT_ERRORS,
     "retry_backoff": 1,
-    "retry_backoff_max": 60,
     "retry_jitter": True,
     "max_retries": 10,
 }
+
+
+def retry_options() -> dict[str, Any]:
+    """Celery's auto-retry options of every consumer, with the back-off cap of the settings.
+
+    A retry is a new message with a countdown, held unacknowledged by a worker until it is due: on
+    Redis the countdown plus the task itself must stay under the visibility timeout, or Redis hands
+    it to a second worker meanwhile (``CELERY_RETRY_BACKOFF_MAX_SECONDS``, 30 s by default; the
+    Celery app refuses a timeout that does not cover it: ``bazaar_common.celery``).
+    """
+    return {**_RETRY_OPTIONS, "retry_backoff_max": settings.CELERY_RETRY_BACKOFF_MAX_SECONDS}
 
 
 def consumer(
@@ -41,13 +52,13 @@ def consumer(
     (recorded, counted, logged, acknowledged) and the handler never sees it. The handler runs
     inside the transaction that records the message as processed and writes its acknowledgement,
     so its database effect, the record and the acknowledgement commit together or not at all.
-    Transient failures are retried with back-off (see ``RETRY_OPTIONS``).
+    Transient failures are retried with back-off (see :func:`retry_options`).
     """
     route = message_cls.route_for(queue) if queue else message_cls.ROUTES[0]
     name = route.task
 
     def decorate(handler: Callable[[M], Any]) -> Any:
-        options = {**RETRY_OPTIONS, **task_options}
+        options = {**retry_options(), **task_options}
 
         @shared_task(name=name, bind=True, acks_late=True, reject_on_worker_lost=True, **options)
         def task(self: Any, *, message_id: str, payload: Any, reply_queue: str = "") -> bool:
@@ -64,8 +75,8 @@ def consumer(
                 message_id=message_id, task_name=name, handler=lambda: handler(message), reply_queue=reply_queue
             )
 
-        task.handler = handler  # type: ignore[attr-defined]
-        task.message_class = message_cls  # type: ignore[attr-defined]
+        task.handler = handler
+        task.message_class = message_cls
         return task
 
     return decorate

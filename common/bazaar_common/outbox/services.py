@@ -96,7 +96,9 @@ def _enqueue_ack(*, message_id: str, task_name: str, reply_queue: str, outcome: 
         task_name=MessageAck.TASK,
         queue=reply_queue,
         payload=ack.to_payload(),
-        headers={"request_id": current_request_id.get()},
+        # Like every message, the acknowledgement carries the trace it belongs to: without it, each
+        # ack was a trace of its own (with the request's id).
+        headers=message_headers(),
     )
     transaction.on_commit(lambda: publisher.submit([row.id]))
 
@@ -104,12 +106,19 @@ def _enqueue_ack(*, message_id: str, task_name: str, reply_queue: str, outcome: 
 class BackgroundPublisher:
     """A daemon thread that publishes the messages of committed transactions soon after commit.
 
+    Whatever has been submitted by the time it looks (many transactions' messages, under load)
+    goes out in one round: one transaction that locks the rows, sends them and marks them
+    published. It keeps its database connection while messages keep coming and gives it back
+    after ``idle_seconds`` without any (``OUTBOX_PUBLISHER_IDLE_SECONDS``), so a busy process
+    does not open a connection per message and an idle one holds none.
+
     After a failed publish it stops trying for ``pause_seconds`` and leaves the backlog to the
     relay, so an outage costs one connect timeout, not one per message.
     """
 
-    def __init__(self, pause_seconds: float = 5.0) -> None:
+    def __init__(self, pause_seconds: float = 5.0, max_batch: int = 200) -> None:
         self.pause_seconds = pause_seconds
+        self.max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[Any, list[Any]]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -122,7 +131,8 @@ class BackgroundPublisher:
 
         self._idle.clear()
         # With the Celery app current where the transaction committed (a thread has its own).
-        self._queue.put((current_app._get_current_object(), ids))
+        app: Any = current_app  # a proxy; the app object itself goes to the thread
+        self._queue.put((app._get_current_object(), ids))
         if self._thread is None or not self._thread.is_alive():
             with self._lock:
                 if self._thread is None or not self._thread.is_alive():
@@ -136,23 +146,46 @@ class BackgroundPublisher:
         """Wait until everything submitted was tried (tests, and a clean shutdown)."""
         return self._idle.wait(timeout)
 
+    def _take(self, first: tuple[Any, list[Any]]) -> dict[Any, list[Any]]:
+        """``first`` and whatever else is waiting (up to ``max_batch`` ids), by Celery app."""
+        batches: dict[Any, list[Any]] = {first[0]: list(first[1])}
+        taken = len(first[1])
+        while taken < self.max_batch:
+            try:
+                app, ids = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            batches.setdefault(app, []).extend(ids)
+            taken += len(ids)
+        return batches
+
     def _run(self) -> None:
         from django.db import close_old_connections
 
+        holding_connection = False
         while True:
-            app, ids = self._queue.get()
             try:
-                app.set_current()
-                if time.monotonic() >= self._paused_until:
+                item = self._queue.get(
+                    timeout=_setting("OUTBOX_PUBLISHER_IDLE_SECONDS", 2.0) if holding_connection else None
+                )
+            except queue.Empty:
+                # Nothing for a while: give the connection back (a test database, a pooler).
+                connection.close()
+                holding_connection = False
+                continue
+            try:
+                for app, ids in self._take(item).items():
+                    app.set_current()
+                    if time.monotonic() < self._paused_until:
+                        continue
                     close_old_connections()
-                    if outbox_publish(ids=ids) < len(ids) and _unpublished_count(ids):
+                    holding_connection = True
+                    if outbox_publish(ids=ids, limit=len(ids)) < len(ids) and _unpublished_count(ids):
                         self._paused_until = time.monotonic() + self.pause_seconds
             except Exception as exc:  # never let the thread die; the relay has the backlog
                 logger.warning("outbox publisher round failed", extra={"error": str(exc)})
             finally:
                 if self._queue.empty():
-                    # Nothing waiting: give the connection back (a test database, a pooler).
-                    connection.close()
                     self._idle.set()
 
 
@@ -197,31 +230,87 @@ def _ack_deadline(attempts: int) -> timedelta:
     return timedelta(seconds=min(cap, first * 2 ** max(0, attempts - 1)))
 
 
+def _mark_published(message: OutboxMessage, sent: list[OutboxMessage]) -> None:
+    now = timezone.now()
+    message.published_at = now
+    message.attempts += 1
+    if _awaits_ack(message):
+        message.ack_due_at = now + _ack_deadline(message.attempts)
+    sent.append(message)
+    PUBLISHED.labels(message.task_name).inc()
+
+
+def _send_acks(rows: list[OutboxMessage]) -> None:
+    """Acknowledgements bound for one queue, as one broker message (``outbox.ack`` with a
+    ``batch``): under load a consumer answers many messages of one sender between two rounds of
+    its publisher, and one task on the other side settles them all. Each stays its own outbox row,
+    so what is published and what is not is still known row by row.
+
+    The first acknowledgement travels as the plain ``message_id``/``payload`` of a single one and
+    the rest as ``batch``: a worker of the previous release, which knows no ``batch``, still takes
+    the first, and the senders of the others send again (their consumers answer again), so even a
+    rolling deploy loses no acknowledgement for good."""
+    from celery import current_app
+
+    if len(rows) == 1:
+        _send(rows[0])
+        return
+    first, *rest = rows
+    stored = first.headers or {}
+    trace_headers = {key: stored[key] for key in ("traceparent", "tracestate") if stored.get(key)}
+    # One message, one trace: the first acknowledgement's (as a single one would be sent).
+    token = otel_context.attach(propagate.extract(trace_headers))
+    try:
+        current_app.send_task(
+            MessageAck.TASK,
+            kwargs={
+                "message_id": str(first.id),
+                "payload": first.payload,
+                "batch": [{"message_id": str(row.id), "payload": row.payload} for row in rest],
+            },
+            queue=first.queue,
+            task_id=str(uuid.uuid4()),
+            headers={"request_id": stored.get("request_id"), **trace_headers},
+        )
+    finally:
+        otel_context.detach(token)
+
+
 def _publish_locked(queryset: Any) -> int:
-    published = 0
+    sent: list[OutboxMessage] = []
+    acks: dict[str, list[OutboxMessage]] = {}
     for message in queryset:
+        if message.task_name == MessageAck.TASK:
+            acks.setdefault(message.queue, []).append(message)
+            continue
         try:
             _send(message)
         except Exception as exc:  # broker down: keep it for the relay's next round
-            message.attempts += 1
-            message.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
-            message.save(update_fields=["attempts", "last_error"])
-            logger.warning("outbox publish failed", extra={"message_id": str(message.id), "error": str(exc)})
-            PUBLISH_FAILURES.labels(message.task_name).inc()
+            _publish_failed(message, exc)
             break  # keep the order: later messages wait for this one
-        now = timezone.now()
-        message.published_at = now
-        message.attempts += 1
-        fields = ["published_at", "attempts"]
-        if _awaits_ack(message):
-            message.ack_due_at = now + _ack_deadline(message.attempts)
-            fields.append("ack_due_at")
-        message.save(update_fields=fields)
-        PUBLISHED.labels(message.task_name).inc()
-        published += 1
-    if published:
+        _mark_published(message, sent)
+    for rows in acks.values():  # acknowledgements need no order among themselves
+        try:
+            _send_acks(rows)
+        except Exception as exc:
+            for row in rows:
+                _publish_failed(row, exc)
+            break
+        for row in rows:
+            _mark_published(row, sent)
+    if sent:
+        # One UPDATE for the round (in the transaction holding the rows' locks, as before).
+        OutboxMessage.objects.bulk_update(sent, ["published_at", "attempts", "ack_due_at"])
         publisher.resume()  # the broker answers again
-    return published
+    return len(sent)
+
+
+def _publish_failed(message: OutboxMessage, exc: Exception) -> None:
+    message.attempts += 1
+    message.last_error = f"{exc.__class__.__name__}: {exc}"[:500]
+    message.save(update_fields=["attempts", "last_error"])
+    logger.warning("outbox publish failed", extra={"message_id": str(message.id), "error": str(exc)})
+    PUBLISH_FAILURES.labels(message.task_name).inc()
 
 
 def _lockable(queryset: Any) -> Any:
@@ -231,18 +320,24 @@ def _lockable(queryset: Any) -> Any:
     return queryset
 
 
-def _unpublished(ids: list[Any] | None, limit: int) -> Any:
+def _unpublished(ids: list[Any] | None, limit: int, older_than: timedelta | None = None) -> Any:
     queryset = OutboxMessage.objects.filter(published_at__isnull=True).order_by("created_at", "id")
     if ids is not None:
         queryset = queryset.filter(id__in=ids)
+    if older_than is not None:
+        queryset = queryset.filter(created_at__lte=timezone.now() - older_than)
     return _lockable(queryset)[:limit]
 
 
-def outbox_publish(*, ids: list[Any] | None = None, limit: int = 100) -> int:
-    """Publish unpublished messages (``ids`` only, or the oldest ``limit``); return how many."""
+def outbox_publish(*, ids: list[Any] | None = None, limit: int = 100, older_than: timedelta | None = None) -> int:
+    """Publish unpublished messages (``ids`` only, or the oldest ``limit``); return how many.
+
+    ``older_than``: only messages written at least that long ago (the relay's round, which leaves
+    fresh messages to the publisher thread of the process that wrote them).
+    """
     try:
         with transaction.atomic():
-            return _publish_locked(list(_unpublished(ids, limit)))
+            return _publish_locked(list(_unpublished(ids, limit, older_than)))
     except Exception as exc:  # the database itself is away: the relay will try again
         logger.warning("outbox relay round failed", extra={"error": str(exc)})
         return 0
@@ -348,28 +443,43 @@ def _all_classes() -> tuple[type[Message], ...]:
 
 
 def outbox_acknowledge(ack: MessageAck) -> bool:
-    """Our message ``ack.message_id`` reached its consumer: stop re-sending it.
+    """Our message ``ack.message_id`` reached its consumer: stop re-sending it."""
+    return outbox_acknowledge_many([ack]) == 1
 
-    A consumer that dead-lettered it will never act on it, and re-sending the same bytes cannot
-    help: the flow is settled now, exactly as after its last unanswered attempt.
+
+def outbox_acknowledge_many(acks: list[MessageAck]) -> int:
+    """Our messages reached their consumers: stop re-sending them; returns how many rows changed.
+
+    One transaction for the lot, the rows locked in primary-key order (so two batches never wait
+    on each other in a cycle). A consumer that dead-lettered a message will never act on it, and
+    re-sending the same bytes cannot help: its flow is settled now, exactly as after its last
+    unanswered attempt.
     """
-    try:
-        message_id = uuid.UUID(ack.message_id)
-    except ValueError:
-        logger.warning("acknowledgement of a message id we never sent", extra={"message_id": ack.message_id})
-        return False
+    by_id: dict[uuid.UUID, MessageAck] = {}
+    for ack in acks:
+        try:
+            by_id[uuid.UUID(ack.message_id)] = ack
+        except ValueError:
+            logger.warning("acknowledgement of a message id we never sent", extra={"message_id": ack.message_id})
+    if not by_id:
+        return 0
     with transaction.atomic():
-        row = OutboxMessage.objects.select_for_update().filter(pk=message_id, acked_at__isnull=True).first()
-        if row is None:
-            return False
-        row.acked_at = timezone.now()
-        row.ack_outcome = ack.outcome.value
-        awaited = row.ack_due_at is not None
-        row.ack_due_at = None
-        row.save(update_fields=["acked_at", "ack_outcome", "ack_due_at"])
-        if ack.outcome == AckOutcome.DEAD_LETTERED and awaited and row.gave_up_at is None:
-            _give_up(row)
-    return True
+        rows = list(
+            OutboxMessage.objects.select_for_update().filter(pk__in=list(by_id), acked_at__isnull=True).order_by("pk")
+        )
+        now = timezone.now()
+        awaited: dict[uuid.UUID, bool] = {}
+        for row in rows:
+            ack = by_id[row.pk]
+            row.acked_at = now
+            row.ack_outcome = ack.outcome.value
+            awaited[row.pk] = row.ack_due_at is not None
+            row.ack_due_at = None
+        OutboxMessage.objects.bulk_update(rows, ["acked_at", "ack_outcome", "ack_due_at"])
+        for row in rows:
+            if by_id[row.pk].outcome == AckOutcome.DEAD_LETTERED and awaited[row.pk] and row.gave_up_at is None:
+                _give_up(row)
+    return len(rows)
 
 
 # --- Consuming -----------------------------------------------------------------------------------

@@ -1,23 +1,21 @@
 """Settings of the gateway: the shared base from bazaar_common, then its own (all from env)."""
 
-from bazaar_common.settings import build_settings, env_bool, env_float, env_int, env_list
+from bazaar_common.settings import database_config, env_bool, env_float, env_int, env_list, identify
 
-globals().update(
-    build_settings(
-        service="gateway",
-        package="gateway",
-        apps=["gateway.routing"],
-        # The gateway's database serves only its admin: no connection held per proxy thread.
-        db_conn_max_age=0,
-    )
-)
+identify("gateway", package="gateway")
+# After identify: the shared settings follow from the service's name.
+from bazaar_common.shared_settings import *  # noqa: E402,F403
+from bazaar_common.shared_settings import INSTALLED_APPS as SHARED_APPS  # noqa: E402
+from bazaar_common.shared_settings import REDIS_URL, SPECTACULAR_SETTINGS  # noqa: E402
 
+# The gateway's database serves only its admin: no connection held per proxy thread.
+DATABASES = {"default": database_config("gateway", conn_max_age=0)}
 # The admin gets the gateway's own site (status page with routes, services and breakers).
-INSTALLED_APPS = [  # noqa: F821 - defined by build_settings above
-    "gateway.routing.apps.GatewayAdminConfig" if app == "django.contrib.admin" else app
-    for app in INSTALLED_APPS  # noqa: F821
+INSTALLED_APPS = [
+    *("gateway.routing.apps.GatewayAdminConfig" if app == "django.contrib.admin" else app for app in SHARED_APPS),
+    "gateway.routing",
+    "drf_spectacular_sidecar",
 ]
-INSTALLED_APPS.append("drf_spectacular_sidecar")
 
 # --- edge -------------------------------------------------------------------------------------
 GATEWAY_MAX_BODY_BYTES = env_int("GATEWAY_MAX_BODY_BYTES", 1024 * 1024)
@@ -29,7 +27,7 @@ GATEWAY_ACCESS_LOG = env_bool("GATEWAY_ACCESS_LOG", True)
 # --- rate limiting (Redis, shared by all gateway instances) -----------------------------------
 GATEWAY_RATE_LIMITING = env_bool("GATEWAY_RATE_LIMITING", True)
 GATEWAY_RATE_LIMIT_PREFIX = env_list("GATEWAY_RATE_LIMIT_PREFIX", ["bazaar:ratelimit"])[0]
-GATEWAY_RATE_LIMIT_REDIS_URL = env_list("GATEWAY_RATE_LIMIT_REDIS_URL", [REDIS_URL])[0]  # noqa: F821
+GATEWAY_RATE_LIMIT_REDIS_URL = env_list("GATEWAY_RATE_LIMIT_REDIS_URL", [REDIS_URL])[0]
 
 # --- load shedding: sign-in class requests in flight per gateway process -------------------------
 # Each is an Argon2 hash (~25 ms of a core) in the auth service; beyond this many, wait at most
@@ -51,9 +49,12 @@ GATEWAY_BREAKER_RECOVERY_SECONDS = env_float("GATEWAY_BREAKER_RECOVERY_SECONDS",
 GATEWAY_BREAKER_HALF_OPEN_PROBES = env_int("GATEWAY_BREAKER_HALF_OPEN_PROBES", 1)
 GATEWAY_HEALTH_CHECKS = env_bool("GATEWAY_HEALTH_CHECKS", True)
 GATEWAY_OPENAPI_CACHE_SECONDS = env_float("GATEWAY_OPENAPI_CACHE_SECONDS", 30.0)
+# The public base URLs the merged OpenAPI document names as its ``servers`` (comma separated);
+# none: "/", the gateway that served the document.
+GATEWAY_PUBLIC_URLS = env_list("GATEWAY_PUBLIC_URLS", [])
 
-SPECTACULAR_SETTINGS = {  # noqa: F405
-    **SPECTACULAR_SETTINGS,  # noqa: F821
+SPECTACULAR_SETTINGS = {
+    **SPECTACULAR_SETTINGS,
     "TITLE": "Bazaar API",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

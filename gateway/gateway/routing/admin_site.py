@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -15,7 +17,7 @@ class GatewayAdminSite(admin.AdminSite):
     site_title = "Bazaar gateway"
     index_template = "gateway/admin_index.html"
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[Any]:
         return [
             path("gateway/status/", self.admin_view(self.status_view), name="gateway-status"),
             *super().get_urls(),

@@ -25,15 +25,25 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from django.conf import settings
+
 from bazaar_common.auth.tokens import InvalidToken, Principal
-from bazaar_common.errors import PROBLEM_CONTENT_TYPE, GatewayTimeout, ServiceUnavailable, problem_body
+from bazaar_common.errors import (
+    DISALLOWED_HOST_DETAIL,
+    DISALLOWED_HOST_ERRORS,
+    PROBLEM_CONTENT_TYPE,
+    GatewayTimeout,
+    ServiceUnavailable,
+    problem_body,
+)
 from bazaar_common.http import ServiceClient, own_failure
-from bazaar_common.observability import tracing_enabled
+from bazaar_common.observability import tag_span_with_request_id, tracing_enabled
 from bazaar_common.request_id import clean_request_id, current_request_id
 from gateway.routing import routes as routing
 from gateway.routing.caller_guard import CallerFailureGuard
 from gateway.routing.edge import (
     Cors,
+    HostCheck,
     TokenVerifier,
     bearer_token,
     client_address,
@@ -83,6 +93,8 @@ class GatewayConfig:
     # Upstream failures one caller may cause per service and window (routing/caller_guard.py).
     caller_max_failures: int = 3
     caller_failure_window_seconds: float = 10.0
+    # Hosts served, on every path (see HostCheck); None: Django's ALLOWED_HOSTS and DEBUG.
+    allowed_hosts: tuple[str, ...] | None = None
 
 
 SECURITY_HEADERS = (
@@ -114,6 +126,11 @@ class GatewayApplication:
         self.cors = cors
         self.config = config
         self.verifier = verifier or TokenVerifier()
+        self.host_check = (
+            HostCheck(config.allowed_hosts)
+            if config.allowed_hosts is not None
+            else HostCheck(settings.ALLOWED_HOSTS, debug=settings.DEBUG)
+        )
         self.routes = route_table
         security = list(SECURITY_HEADERS)
         if config.hsts_seconds > 0:
@@ -130,6 +147,13 @@ class GatewayApplication:
     # ---------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
+        if not self.host_check.allows(environ):
+            # Before anything else, on every path: a Host this gateway does not serve is never
+            # proxied (the upstream would build links and redirects for it).
+            return self._problem(
+                start_response, environ, 400, DISALLOWED_HOST_DETAIL, request_id=None,
+                errors=list(DISALLOWED_HOST_ERRORS),
+            )  # fmt: skip
         if routing.is_blocked(path):
             return self._problem(start_response, environ, 404, "Not found.", request_id=None)
         route = routing.match(environ["REQUEST_METHOD"], path, self.routes)
@@ -176,6 +200,8 @@ class GatewayApplication:
         method = environ["REQUEST_METHOD"]
         request_id = clean_request_id(environ.get("HTTP_X_REQUEST_ID"))
         token = current_request_id.set(request_id)
+        if self._traced:
+            tag_span_with_request_id(request_id)
         status = 500
         try:
             status, headers, body = self._handle(route, path, method, environ, request_id)
@@ -363,6 +389,8 @@ class GatewayApplication:
                 return None, (413, f"The request body is larger than {limit} bytes.")
             if length == 0:
                 return None, None
+            if stream is None:  # a server that gives no input stream: the body never arrived
+                return None, (400, "The request body could not be read.")
             return stream.read(length), None
         if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked" and stream is not None:
             data = stream.read(limit + 1)
@@ -387,7 +415,7 @@ class GatewayApplication:
             for name in connection.split(","):
                 headers.pop(name.strip().lower(), None)
         traceparent = environ.get("HTTP_TRACEPARENT")
-        if valid_traceparent(traceparent):
+        if traceparent is not None and valid_traceparent(traceparent):
             headers["traceparent"] = traceparent
             tracestate = environ.get("HTTP_TRACESTATE")
             if tracestate:
@@ -457,8 +485,9 @@ class GatewayApplication:
         request_id: str | None,
         retry_after: int | None = None,
         extra_headers: list[tuple[str, str]] | None = None,
+        errors: list[dict[str, str]] | None = None,
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        body = json.dumps(problem_body(status, detail)).encode()
+        body = json.dumps(problem_body(status, detail, errors=errors)).encode()
         headers = [
             ("Content-Type", PROBLEM_CONTENT_TYPE),
             ("Content-Length", str(len(body))),
@@ -480,9 +509,10 @@ class GatewayApplication:
         detail: str,
         *,
         request_id: str | None,
+        errors: list[dict[str, str]] | None = None,
     ) -> Iterable[bytes]:
         request_id = request_id or clean_request_id(environ.get("HTTP_X_REQUEST_ID"))
-        status, headers, body = self._problem_tuple(status, detail, request_id=request_id)
+        status, headers, body = self._problem_tuple(status, detail, request_id=request_id, errors=errors)
         start_response(status_line(status), headers)
         return [body]
 

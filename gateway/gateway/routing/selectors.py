@@ -19,6 +19,7 @@ from gateway.routing.runtime import upstream_client
 
 logger = logging.getLogger(__name__)
 SCHEMA_PATH = "/schema/openapi.json"
+SCHEMA_REF = "#/components/schemas/"
 
 
 def _health_monitor() -> Any:
@@ -87,9 +88,9 @@ def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
     if isinstance(node, dict):
         result = {}
         for key, value in node.items():
-            if key == "$ref" and isinstance(value, str) and value.startswith("#/components/schemas/"):
-                name = value.rsplit("/", 1)[1]
-                value = f"#/components/schemas/{renames.get(name, name)}"
+            if key == "$ref" and isinstance(value, str) and value.startswith(SCHEMA_REF):
+                name = value[len(SCHEMA_REF) :]
+                value = f"{SCHEMA_REF}{renames.get(name, name)}"
             result[key] = _rename_refs(value, renames)
         return result
     if isinstance(node, list):
@@ -97,9 +98,63 @@ def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
     return node
 
 
-def merge_openapi(documents: dict[str, dict[str, Any]], gateway_paths: dict[str, Any]) -> dict[str, Any]:
-    """Merge the services' documents: public paths only (never ``/internal/``), component
-    schemas renamed ``<Service><Name>`` where two services use one name differently."""
+def _schema_refs(node: Any) -> set[str]:
+    """The component schemas ``node`` refers to directly."""
+    if isinstance(node, dict):
+        found = set()
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith(SCHEMA_REF):
+                found.add(value[len(SCHEMA_REF) :])
+            else:
+                found |= _schema_refs(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_schema_refs(item) for item in node)) if node else set()
+    return set()
+
+
+def is_public_path(path: str) -> bool:
+    return path.startswith("/api/") and not path.startswith("/internal")
+
+
+def public_part(document: dict[str, Any]) -> dict[str, Any]:
+    """A service's document cut to its public paths and the component schemas they reach:
+    internal endpoints and their bodies never show in the public document."""
+    paths = {path: item for path, item in document.get("paths", {}).items() if is_public_path(path)}
+    components = document.get("components", {}).get("schemas", {})
+    reachable: set[str] = set()
+    pending = _schema_refs(paths)
+    while pending:
+        name = pending.pop()
+        if name in reachable or name not in components:
+            continue
+        reachable.add(name)
+        pending |= _schema_refs(components[name])
+    return {
+        "paths": paths,
+        "schemas": {name: components[name] for name in sorted(reachable)},
+        "securitySchemes": document.get("components", {}).get("securitySchemes", {}),
+    }
+
+
+def used_security_schemes(paths: dict[str, Any]) -> set[str]:
+    return {
+        name
+        for item in paths.values()
+        for operation in item.values()
+        if isinstance(operation, dict)
+        for requirement in operation.get("security", [])
+        for name in requirement
+    }
+
+
+def merge_openapi(
+    documents: dict[str, dict[str, Any]], gateway_document: dict[str, Any], *, servers: list[str] | None = None
+) -> dict[str, Any]:
+    """Merge the services' documents and the gateway's own: public paths only (never
+    ``/internal/``) and only the component schemas they use; a schema renamed
+    ``<Service><Name>`` where two services use one name differently; the security schemes the
+    operations name (every service documents the same bearer scheme)."""
     merged: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {
@@ -107,32 +162,34 @@ def merge_openapi(documents: dict[str, dict[str, Any]], gateway_paths: dict[str,
             "version": "1.0.0",
             "description": "The public API of every Bazaar service, behind the gateway.",
         },
+        "servers": [{"url": url} for url in servers or ["/"]],
         "paths": {},
-        "components": {
-            "schemas": {},
-            "securitySchemes": {"jwtAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        },
+        "components": {"schemas": {}, "securitySchemes": {}},
         "tags": [],
         "x-bazaar-services": sorted(documents),
     }
     schemas = merged["components"]["schemas"]
-    for service, document in sorted(documents.items()):
-        components = document.get("components", {}).get("schemas", {})
-        renames = {}
-        for name, schema in components.items():
-            if name in schemas and schemas[name] != schema:
-                renames[name] = f"{service.capitalize()}{name}"
-        document = _rename_refs(document, renames)
-        for name, schema in document.get("components", {}).get("schemas", {}).items():
+    security_schemes: dict[str, Any] = {}
+    parts = [(service, public_part(document)) for service, document in sorted(documents.items())]
+    parts.append(("gateway", public_part(gateway_document)))
+    for service, part in parts:
+        renames = {
+            name: f"{service.capitalize()}{name}"
+            for name, schema in part["schemas"].items()
+            if name in schemas and schemas[name] != schema
+        }
+        part = _rename_refs(part, renames)
+        for name, schema in part["schemas"].items():
             schemas[renames.get(name, name)] = schema
-        for path, item in document.get("paths", {}).items():
-            if path.startswith("/api/") and not path.startswith("/internal"):
-                merged["paths"][path] = item
-        for scheme_name, scheme in document.get("components", {}).get("securitySchemes", {}).items():
-            merged["components"]["securitySchemes"].setdefault(scheme_name, scheme)
-        merged["tags"].append({"name": service, "description": f"The {service} service"})
-    merged["paths"].update(gateway_paths)
+        merged["paths"].update(part["paths"])
+        for scheme_name, scheme in part["securitySchemes"].items():
+            security_schemes.setdefault(scheme_name, scheme)
     merged["paths"] = dict(sorted(merged["paths"].items()))
+    operations = [op for item in merged["paths"].values() for op in item.values() if isinstance(op, dict)]
+    merged["tags"] = [{"name": tag} for tag in sorted({tag for op in operations for tag in op.get("tags", [])})]
+    merged["components"]["schemas"] = dict(sorted(schemas.items()))
+    used = sorted(used_security_schemes(merged["paths"]) & set(security_schemes))
+    merged["components"]["securitySchemes"] = {name: security_schemes[name] for name in used}
     return merged
 
 
@@ -161,7 +218,7 @@ def service_schemas() -> tuple[dict[str, dict[str, Any]], list[str]]:
     return documents, missing
 
 
-def openapi_document(gateway_paths: dict[str, Any]) -> dict[str, Any]:
+def openapi_document(gateway_document: dict[str, Any]) -> dict[str, Any]:
     """The merged document, cached for ``GATEWAY_OPENAPI_CACHE_SECONDS`` (not while incomplete)."""
     global _schema_cache
     cached = _schema_cache
@@ -169,7 +226,7 @@ def openapi_document(gateway_paths: dict[str, Any]) -> dict[str, Any]:
         return copy.deepcopy(cached[1])
     with _schema_lock:
         documents, missing = service_schemas()
-        merged = merge_openapi(documents, gateway_paths)
+        merged = merge_openapi(documents, gateway_document, servers=settings.GATEWAY_PUBLIC_URLS)
         if missing:
             merged["x-bazaar-missing-services"] = missing
         else:

@@ -1,14 +1,13 @@
 """Settings of the orders service: the shared base from bazaar_common, then its own."""
 
-from bazaar_common.settings import build_settings, env, env_int
+from bazaar_common.settings import env, env_int, identify
 
-globals().update(
-    build_settings(
-        service="orders",
-        package="order_service",
-        apps=["order_service.orders"],
-    )
-)
+identify("orders", package="order_service")
+# After identify: the shared settings follow from the service's name.
+from bazaar_common.shared_settings import *  # noqa: E402,F403
+from bazaar_common.shared_settings import INSTALLED_APPS as SHARED_APPS  # noqa: E402
+
+INSTALLED_APPS = [*SHARED_APPS, "order_service.orders"]
 
 # How long a customer has to pay a reserved order before it is cancelled and its stock released.
 ORDER_PAYMENT_TIMEOUT_SECONDS = env_int("ORDER_PAYMENT_TIMEOUT_SECONDS", 15 * 60)
@@ -25,14 +24,20 @@ ORDER_MAX_UNITS = env_int("ORDER_MAX_UNITS", 5000)
 ORDER_MAX_UNPAID_UNITS_PER_PRODUCT = env_int("ORDER_MAX_UNPAID_UNITS_PER_PRODUCT", 1000)
 MERCHANT_IDS_CACHE_SECONDS = env_int("MERCHANT_IDS_CACHE_SECONDS", 60)
 PAYMENT_PROVIDER_CLASS = env("PAYMENT_PROVIDER_CLASS", "order_service.orders.payments.SimulatedPaymentProvider")
-PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", "EUR")
+PLATFORM_CURRENCY = env("PLATFORM_CURRENCY", "EUR") or "EUR"
 # The periodic reconciliation of orders with the catalog's reservations: how often, how long an
 # order must be idle before it counts as disagreeing (the saga may be at work on it), how many per
 # round, and how far back cancelled/rejected orders are checked for stock still held.
 ORDER_RECONCILE_INTERVAL_SECONDS = env_int("ORDER_RECONCILE_INTERVAL_SECONDS", 300)
 ORDER_RECONCILE_MIN_AGE_SECONDS = env_int("ORDER_RECONCILE_MIN_AGE_SECONDS", 300)
 ORDER_RECONCILE_BATCH_SIZE = env_int("ORDER_RECONCILE_BATCH_SIZE", 200)
+# Batches per round; the next round resumes where this one stopped (reconciliation.orders_reconcile).
+ORDER_RECONCILE_MAX_BATCHES = env_int("ORDER_RECONCILE_MAX_BATCHES", 20)
 ORDER_RECONCILE_WINDOW_SECONDS = env_int("ORDER_RECONCILE_WINDOW_SECONDS", 24 * 3600)
+
+# Where the platform's Prometheus answers (``make up`` sets it when it runs one): the support
+# dashboard links to its alerts and to the order metrics. Empty: no links.
+PROMETHEUS_URL = (env("PROMETHEUS_URL", "") or "").rstrip("/")
 
 CELERY_BEAT_SCHEDULE = {
     "orders-expire-unpaid": {

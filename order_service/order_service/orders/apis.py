@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from django.conf import settings
+from django.utils.encoding import force_bytes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -28,7 +29,8 @@ from rest_framework.views import APIView
 
 from bazaar_common.auth.permissions import IsCustomer, IsService, roles_required
 from bazaar_common.auth.tokens import ROLE_ADMIN, ROLE_CUSTOMER, ROLE_MERCHANT, ROLE_SUPPORT
-from bazaar_common.drf import StrictSerializer, caller_id
+from bazaar_common.contracts import http as internal
+from bazaar_common.drf import StrictSerializer, caller_id, principal
 from bazaar_common.errors import problem_body
 from bazaar_common.fields import IdField
 from bazaar_common.pagination import BazaarPagination
@@ -97,7 +99,7 @@ class OrderEventOutputSerializer(serializers.Serializer):
 def buyer_reference(customer_id: str) -> str:
     """A stable, opaque name for a buyer (a merchant can tell repeat buyers apart), from which the
     buyer's user id cannot be recovered without the service's secret."""
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"buyer:{customer_id}".encode(), hashlib.sha256)
+    digest = hmac.new(force_bytes(settings.SECRET_KEY), f"buyer:{customer_id}".encode(), hashlib.sha256)
     return f"buyer_{digest.hexdigest()[:16]}"
 
 
@@ -156,7 +158,7 @@ class OrderOutputSerializer(serializers.Serializer):
         return buyer_reference(str(order.customer_id))
 
     @extend_schema_field(OrderEventOutputSerializer(many=True))
-    def get_timeline(self, order: Order) -> list[dict[str, Any]]:
+    def get_timeline(self, order: Order) -> Any:
         return OrderEventOutputSerializer(order.events.all(), many=True, context=self.context).data
 
     @extend_schema_field(serializers.EmailField(allow_null=True))
@@ -167,7 +169,7 @@ class OrderOutputSerializer(serializers.Serializer):
         return order.customer_email or None
 
     @extend_schema_field(OrderLineOutputSerializer(many=True))
-    def get_lines(self, order: Order) -> list[dict[str, Any]]:
+    def get_lines(self, order: Order) -> Any:
         viewer = self._viewer()
         lines = viewer.visible_lines(order) if viewer is not None else list(order.lines.all())
         return OrderLineOutputSerializer(lines, many=True).data
@@ -282,7 +284,8 @@ class CartItemApi(APIView):
 
 
 class OrderCheckoutInputSerializer(StrictSerializer):
-    items = LineInputSerializer(many=True, required=False, max_length=MAX_LINES, allow_empty=False)
+    # many=True makes a ListSerializer, which takes max_length (the stubs type the child's arguments).
+    items = LineInputSerializer(many=True, required=False, max_length=MAX_LINES, allow_empty=False)  # type: ignore[call-arg]
     shipping_address = AddressSerializer(required=False)
 
     def validate_items(self, items: list[dict[str, int]]) -> list[dict[str, int]]:
@@ -291,7 +294,7 @@ class OrderCheckoutInputSerializer(StrictSerializer):
             if item["product_id"] in seen:
                 raise ValidationError(
                     {
-                        index: {
+                        str(index): {
                             "product_id": [
                                 f"Product {item['product_id']} is already on line {seen[item['product_id']]}."
                             ]
@@ -302,6 +305,11 @@ class OrderCheckoutInputSerializer(StrictSerializer):
         return items
 
 
+# An order state machine refusal (bazaar_common.domain.Conflict): its problem body is documented
+# by bazaar_common.openapi.
+NOT_NOW = OpenApiResponse(description="The order is not in a state that allows this.")
+
+
 class OrderListCheckoutApi(APIView):
     """``GET``: the orders the caller may see. ``POST``: checkout (202, the order is pending)."""
 
@@ -309,6 +317,7 @@ class OrderListCheckoutApi(APIView):
         return [IsCustomer()] if self.request.method == "POST" else [AnyUserRole()]
 
     permission_classes = [AnyUserRole]  # POST narrows this to customers (get_permissions)
+    pagination_class = BazaarPagination  # also what documents the list as the paginated envelope
 
     class FilterSerializer(StrictSerializer):
         status = serializers.ChoiceField(choices=OrderStatus.choices, required=False)
@@ -324,9 +333,9 @@ class OrderListCheckoutApi(APIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
-        viewer = order_viewer_for(request.user)
+        viewer = order_viewer_for(principal(request))
         queryset = selectors.order_list(viewer=viewer, status=filters.validated_data.get("status"))
-        paginator = BazaarPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         data = OrderOutputSerializer(page, many=True, context={"viewer": viewer}).data
         return paginator.get_paginated_response(data)
@@ -342,7 +351,11 @@ class OrderListCheckoutApi(APIView):
                 description="Same key and body: the same order again. Same key, other body: 422.",
             )
         ],
-        responses={202: OrderOutputSerializer},
+        responses={
+            202: OrderOutputSerializer,
+            409: OpenApiResponse(description="Unpaid orders would hold more of a product than allowed."),
+            422: OpenApiResponse(description="This Idempotency-Key was used with another request body."),
+        },
         tags=["orders"],
     )
     def post(self, request: Request) -> Response:
@@ -355,14 +368,14 @@ class OrderListCheckoutApi(APIView):
         customer_id = caller_id(request.user)
         result = services.order_checkout(
             customer_id=customer_id,
-            customer_email=str(request.user.claims.get("email") or ""),
+            customer_email=str(principal(request).claims.get("email") or ""),
             items=serializer.validated_data.get("items"),
             shipping_address=dict(address) if address is not None else None,
             idempotency_key=key,
             fingerprint=_fingerprint(request.data),
         )
         response = order_response(
-            result.order, viewer=order_viewer_for(request.user), status_code=status.HTTP_202_ACCEPTED
+            result.order, viewer=order_viewer_for(principal(request)), status_code=status.HTTP_202_ACCEPTED
         )
         response["Location"] = f"/api/v1/orders/{result.order.pk}"
         if result.replayed:
@@ -375,7 +388,7 @@ class OrderDetailApi(APIView):
 
     @extend_schema(operation_id="orders_get", responses=OrderOutputSerializer, tags=["orders"])
     def get(self, request: Request, order_id: Any) -> Response:
-        viewer = order_viewer_for(request.user)
+        viewer = order_viewer_for(principal(request))
         order = selectors.order_get(viewer=viewer, order_id=order_id)
         return Response(OrderOutputSerializer(order, context={"viewer": viewer}).data)
 
@@ -404,7 +417,7 @@ class OrderPayApi(APIView):
     def post(self, request: Request, order_id: Any) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        viewer = order_viewer_for(request.user)
+        viewer = order_viewer_for(principal(request))
         order = selectors.order_get(viewer=viewer, order_id=order_id)
         if not viewer.may_pay(order):
             raise NotFoundError()
@@ -432,13 +445,13 @@ class OrderCancelApi(APIView):
     @extend_schema(
         operation_id="orders_cancel",
         request=InputSerializer,
-        responses=OrderOutputSerializer,
+        responses={200: OrderOutputSerializer, 409: NOT_NOW},
         tags=["orders"],
     )
     def post(self, request: Request, order_id: Any) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        viewer = order_viewer_for(request.user)
+        viewer = order_viewer_for(principal(request))
         order = selectors.order_get(viewer=viewer, order_id=order_id)
         if not viewer.may_cancel(order):
             raise NotFoundError()
@@ -453,9 +466,14 @@ class OrderShipApi(APIView):
 
     permission_classes = [ShippingRole]
 
-    @extend_schema(operation_id="orders_ship", request=None, responses=OrderOutputSerializer, tags=["orders"])
+    @extend_schema(
+        operation_id="orders_ship",
+        request=None,
+        responses={200: OrderOutputSerializer, 409: NOT_NOW},
+        tags=["orders"],
+    )
     def post(self, request: Request, order_id: Any) -> Response:
-        viewer = order_viewer_for(request.user)
+        viewer = order_viewer_for(principal(request))
         order = selectors.order_get(viewer=viewer, order_id=order_id)
         order = services.order_ship_lines(
             order_id=order.pk, actor=viewer.user_id, merchant_ids=viewer.shippable_merchant_ids(order)
@@ -466,9 +484,14 @@ class OrderShipApi(APIView):
 class OrderDeliverApi(APIView):
     permission_classes = [DeliveryRole]
 
-    @extend_schema(operation_id="orders_deliver", request=None, responses=OrderOutputSerializer, tags=["orders"])
+    @extend_schema(
+        operation_id="orders_deliver",
+        request=None,
+        responses={200: OrderOutputSerializer, 409: NOT_NOW},
+        tags=["orders"],
+    )
     def post(self, request: Request, order_id: Any) -> Response:
-        viewer = order_viewer_for(request.user)
+        viewer = order_viewer_for(principal(request))
         order = selectors.order_get(viewer=viewer, order_id=order_id)
         order = services.order_mark_delivered(order_id=order.pk, actor=viewer.user_id)
         return order_response(order, viewer=viewer)
@@ -499,4 +522,6 @@ class InternalCustomerOrdersApi(APIView):
         filters = self.FilterSerializer(data=request.query_params.dict())
         filters.is_valid(raise_exception=True)
         orders = selectors.orders_of_customer(customer_id=str(filters.validated_data["customer_id"]))
-        return Response(self.OutputSerializer({"results": orders}).data)
+        # Through the contract the profile service parses it with: what leaves is what it reads.
+        answer = internal.CustomerOrders.parse(self.OutputSerializer({"results": orders}).data)
+        return Response(answer.to_json())

@@ -10,31 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from rest_framework.exceptions import ValidationError
 
+from bazaar_common.contracts import http as internal
+from bazaar_common.contracts.http import ProductSnapshot, ReservationState, ShippingAddress
+from bazaar_common.domain import InvalidInput
 from bazaar_common.errors import ServiceUnavailable
 from bazaar_common.http import service_client
 
-CATALOG = "catalog"
-PROFILES = "profiles"
-ADDRESS_FIELDS = ("full_name", "line1", "line2", "city", "postal_code", "region", "country", "phone")
-
-
-@dataclass(frozen=True)
-class ProductSnapshot:
-    id: int
-    merchant_id: int
-    sku: str
-    name: str
-    price: Decimal
-    currency: str
-    is_active: bool
-    available: int
+__all__ = [
+    "ProductLookup",
+    "ProductSnapshot",
+    "ReservationState",
+    "ShippingAddress",
+    "catalog_merchant_ids_of",
+    "catalog_products",
+    "catalog_reservations",
+    "catalog_reservations_held_idle",
+    "profiles_default_shipping_address",
+]
 
 
 @dataclass(frozen=True)
@@ -50,35 +46,29 @@ def _unexpected(service: str, status: int) -> ServiceUnavailable:
 def catalog_products(*, product_ids: Iterable[int]) -> ProductLookup:
     """Current price, merchant and availability of ``product_ids`` from the catalog."""
     ids = sorted(set(product_ids))
+    found: dict[int, ProductSnapshot] = {}
+    missing: set[int] = set()
+    # The catalog answers at most MAX_IDS products per call.
+    for start in range(0, len(ids), internal.MAX_IDS):
+        answer = _catalog_products(ids[start : start + internal.MAX_IDS])
+        found.update((product.id, product) for product in answer.results)
+        missing.update(answer.missing)
+    # An id the catalog neither returned nor listed as missing is unknown all the same.
+    missing.update(pid for pid in ids if pid not in found)
+    return ProductLookup(found=found, missing=frozenset(missing))
+
+
+def _catalog_products(ids: list[int]) -> internal.CatalogProducts:
+    call = internal.CATALOG_PRODUCTS
     response = service_client().request(
-        CATALOG, "GET", "/internal/v1/catalog/products", query={"ids": ",".join(map(str, ids))}
+        call.service, call.method, call.path, query=internal.ProductsQuery(ids=ids).to_query()
     )
     if response.status == 400:
         # The catalog refused the ids themselves: that is what the client sent, not an outage.
-        raise ValidationError({"product_id": [f"The catalog refused these product ids: {','.join(map(str, ids))}."]})
+        raise InvalidInput({"product_id": [f"The catalog refused these product ids: {','.join(map(str, ids))}."]})
     if response.status != 200:
-        raise _unexpected(CATALOG, response.status)
-    try:
-        data = response.json()
-        found = {
-            int(item["id"]): ProductSnapshot(
-                id=int(item["id"]),
-                merchant_id=int(item["merchant_id"]),
-                sku=str(item["sku"]),
-                name=str(item["name"]),
-                price=Decimal(str(item["price"])),
-                currency=str(item["currency"]),
-                is_active=bool(item["is_active"]),
-                available=int(item.get("available", 0)),
-            )
-            for item in data["results"]
-        }
-        missing = frozenset(int(pid) for pid in data.get("missing", []))
-    except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
-        raise ServiceUnavailable("The catalog service answered with an unreadable document.") from exc
-    # An id the catalog neither returned nor listed as missing is unknown all the same.
-    missing |= frozenset(pid for pid in ids if pid not in found)
-    return ProductLookup(found=found, missing=missing)
+        raise _unexpected(call.service, response.status)
+    return response.parse(internal.CatalogProducts, service=call.service)
 
 
 def catalog_merchant_ids_of(*, user_id: str) -> frozenset[int]:
@@ -87,53 +77,35 @@ def catalog_merchant_ids_of(*, user_id: str) -> frozenset[int]:
     cached = cache.get(key)
     if cached is not None:
         return frozenset(cached)
-    response = service_client().request(CATALOG, "GET", f"/internal/v1/catalog/users/{user_id}/merchants")
+    call = internal.CATALOG_USER_MERCHANTS
+    response = service_client().request(call.service, call.method, call.url(user_id=user_id))
     if response.status == 404:
         merchant_ids: list[int] = []
     elif response.status == 200:
-        try:
-            merchant_ids = [int(mid) for mid in response.json()["merchant_ids"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ServiceUnavailable("The catalog service answered with an unreadable document.") from exc
+        merchant_ids = response.parse(internal.UserMerchants, service=call.service).merchant_ids
     else:
-        raise _unexpected(CATALOG, response.status)
+        raise _unexpected(call.service, response.status)
     cache.set(key, merchant_ids, timeout=settings.MERCHANT_IDS_CACHE_SECONDS)
     return frozenset(merchant_ids)
 
 
-def profiles_default_shipping_address(*, user_id: str) -> dict[str, Any] | None:
+def profiles_default_shipping_address(*, user_id: str) -> ShippingAddress | None:
     """The customer's default shipping address (its address fields only), or None when none."""
-    response = service_client().request(PROFILES, "GET", f"/internal/v1/profiles/{user_id}/default-shipping-address")
+    call = internal.PROFILES_DEFAULT_SHIPPING_ADDRESS
+    response = service_client().request(call.service, call.method, call.url(user_id=user_id))
     if response.status == 404:
         return None
     if response.status != 200:
-        raise _unexpected(PROFILES, response.status)
-    data = response.json() or {}
-    return {name: str(data.get(name) or "") for name in ADDRESS_FIELDS}
+        raise _unexpected(call.service, response.status)
+    return response.parse(internal.DefaultShippingAddress, service=call.service).address()
 
 
-@dataclass(frozen=True)
-class ReservationState:
-    """The catalog's reservation of one order, as the reconciliation compares it."""
-
-    order_id: str
-    status: str  # held | committed | released | rejected
-    release_reason: str
-
-
-def _reservations(query: dict[str, str]) -> list[ReservationState]:
-    response = service_client().request(CATALOG, "GET", "/internal/v1/catalog/reservations", query=query)
+def _reservations(query: internal.ReservationsQuery) -> list[ReservationState]:
+    call = internal.CATALOG_RESERVATIONS
+    response = service_client().request(call.service, call.method, call.path, query=query.to_query())
     if response.status != 200:
-        raise _unexpected(CATALOG, response.status)
-    try:
-        return [
-            ReservationState(
-                order_id=str(item["order_id"]), status=str(item["status"]), release_reason=str(item["release_reason"])
-            )
-            for item in response.json()["results"]
-        ]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ServiceUnavailable("The catalog service answered with an unreadable document.") from exc
+        raise _unexpected(call.service, response.status)
+    return response.parse(internal.Reservations, service=call.service).results
 
 
 def catalog_reservations(*, order_ids: Iterable[str]) -> dict[str, ReservationState]:
@@ -141,9 +113,14 @@ def catalog_reservations(*, order_ids: Iterable[str]) -> dict[str, ReservationSt
     ids = sorted(set(order_ids))
     if not ids:
         return {}
-    return {state.order_id: state for state in _reservations({"order_ids": ",".join(ids)})}
+    states: dict[str, ReservationState] = {}
+    # The catalog answers at most MAX_IDS orders per call.
+    for start in range(0, len(ids), internal.MAX_IDS):
+        chunk = internal.ReservationsQuery(order_ids=ids[start : start + internal.MAX_IDS])
+        states.update((state.order_id, state) for state in _reservations(chunk))
+    return states
 
 
 def catalog_reservations_held_idle(*, idle_seconds: int) -> list[ReservationState]:
     """Reservations the catalog has held, untouched, for at least ``idle_seconds``."""
-    return _reservations({"held_idle_seconds": str(idle_seconds)})
+    return _reservations(internal.ReservationsQuery(held_idle_seconds=idle_seconds))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
@@ -13,8 +15,29 @@ from django.template.response import TemplateResponse
 from order_service.orders import charts, selectors
 
 
-def _percent(value: float) -> str:
-    return f"{value * 100:.1f} %"
+def _percent(value: float | Decimal) -> str:
+    return f"{float(value) * 100:.1f} %"
+
+
+# What support looks at in Prometheus next to these figures (the saga's live state).
+PROMETHEUS_GRAPHS = (
+    ("Order transitions per second", "sum by (from_state, to_state) (rate(bazaar_order_transitions_total[5m]))"),
+    ("Orders waiting past a deadline", "sum by (step) (bazaar_saga_overdue_steps)"),
+    ("Outbox backlog by service", "max by (service) (bazaar_outbox_unpublished_messages)"),
+    ("Queue depth", "max by (queue) (bazaar_queue_depth_messages)"),
+)
+
+
+def prometheus_links(base_url: str) -> list[tuple[str, str]]:
+    """(title, address) of the platform's alerts and of graphs of the order flow; none without
+    a Prometheus (``PROMETHEUS_URL``)."""
+    if not base_url:
+        return []
+    graphs = [
+        (title, f"{base_url}/graph?" + urlencode({"g0.expr": expr, "g0.tab": "0", "g0.range_input": "6h"}))
+        for title, expr in PROMETHEUS_GRAPHS
+    ]
+    return [("Alerts (pending and firing)", f"{base_url}/alerts"), *graphs]
 
 
 @staff_member_required
@@ -32,6 +55,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         **admin.site.each_context(request),
         "title": "Orders dashboard",
         "figures": figures,
+        "prometheus_links": prometheus_links(settings.PROMETHEUS_URL),
         "orders_per_hour_chart": charts.column_chart(
             [(hour.strftime("%H:00"), count) for hour, count in figures.orders_per_hour],
             title="Orders per hour, last 24 hours (UTC)",

@@ -2,18 +2,22 @@
 
 They are checked on the lines as they will be ordered — explicit items or the cart, however the
 cart was built — so two cart adds of 1,000 never make a line of 2,000. The cap on unpaid holds
-keeps one account from holding a product's whole stock for the payment window (anti-scalping); it
-is checked before the order is written, so two checkouts of one customer racing each other can
-both pass it once (it bounds hoarding, it is not a stock guard — the catalog's reservation is).
+keeps one account from holding a product's whole stock for the payment window (anti-scalping). It
+is checked twice: early, before the catalog is asked for prices (a cheap refusal), and again in
+the transaction that writes the order, after :func:`unpaid_holds_lock` has serialised this
+customer's checkouts of these products — so of two racing checkouts the second sees the first's
+lines and is refused (tests/order_service/test_orders_concurrency.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Sum
 from rest_framework.exceptions import ValidationError
 
@@ -61,3 +65,24 @@ def unpaid_holds_check(*, customer_id: str, lines: Iterable[dict[str, int]]) -> 
             f"Unpaid orders would hold more than {limit} units of product(s) {', '.join(map(str, over))}; "
             "pay or cancel an open order first."
         )
+
+
+def _hold_lock_key(customer_id: str, product_id: int) -> int:
+    digest = hashlib.blake2b(f"unpaid-hold:{customer_id}:{product_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def unpaid_holds_lock(*, customer_id: str, product_ids: Iterable[int]) -> None:
+    """In the caller's transaction: wait for, then hold until it ends, the lock of each (customer,
+    product) pair, so one customer's checkouts of a product are written one after the other.
+
+    PostgreSQL transaction-level advisory locks, taken in key order (two checkouts sharing several
+    products never wait on each other in a circle); a hash collision only serialises two unrelated
+    pairs. Other databases (SQLite in development) let one writing transaction in at a time anyway.
+    """
+    if connection.vendor != "postgresql":
+        return
+    keys = sorted({_hold_lock_key(str(customer_id), int(product_id)) for product_id in product_ids})
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])

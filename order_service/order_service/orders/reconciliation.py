@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from bazaar_common import contracts
 from bazaar_common.outbox.metrics import RECONCILIATION_REPAIRS
@@ -48,18 +50,22 @@ ACTOR = "system:reconciliation"
 STOCK_OWNED = (S.PAID, S.SHIPPED, S.DELIVERED)
 
 
-def orders_to_reconcile(*, now, limit: int) -> list[uuid.UUID]:
-    """Orders idle long enough whose stock the catalog should hold, have taken or have given back."""
+Cursor = tuple[datetime, uuid.UUID]
+CURSOR_CACHE_KEY = "orders:reconcile:cursor"
+
+
+def orders_to_reconcile(*, now, limit: int, after: Cursor | None = None) -> list[Cursor]:
+    """Orders idle long enough whose stock the catalog should hold, have taken or have given back,
+    oldest first, from just after ``after``: ``(updated_at, id)`` of each, the walk's cursor."""
     idle_before = now - timedelta(seconds=settings.ORDER_RECONCILE_MIN_AGE_SECONDS)
     window_start = now - timedelta(seconds=settings.ORDER_RECONCILE_WINDOW_SECONDS)
     waiting = Q(status__in=[S.PENDING, S.RESERVED])
     uncommitted = Q(status__in=STOCK_OWNED, stock_committed_at__isnull=True, support_flag="")
     unreleased = Q(status__in=[S.CANCELLED, S.REJECTED], stock_released_at__isnull=True, updated_at__gte=window_start)
-    return list(
-        Order.objects.filter(waiting | uncommitted | unreleased, updated_at__lte=idle_before)
-        .order_by("updated_at")
-        .values_list("id", flat=True)[:limit]
-    )
+    candidates = Order.objects.filter(waiting | uncommitted | unreleased, updated_at__lte=idle_before)
+    if after is not None:
+        candidates = candidates.filter(Q(updated_at__gt=after[0]) | Q(updated_at=after[0], id__gt=after[1]))
+    return list(candidates.order_by("updated_at", "id").values_list("updated_at", "id")[:limit])
 
 
 def _repair(order: Order | None, *, order_id: str, kind: str, reservation: str, detail: str) -> ReconciliationRepair:
@@ -124,10 +130,50 @@ def _reconcile_order(order: Order, state: clients.ReservationState | None) -> Re
 
 
 def orders_reconcile(*, now=None) -> list[ReconciliationRepair]:
-    """One reconciliation round (both directions); returns the repairs made."""
+    """One reconciliation round (both directions); returns the repairs made.
+
+    A round walks the candidates in batches, oldest first, up to ``ORDER_RECONCILE_MAX_BATCHES``,
+    and the next round resumes where it stopped: agreeing orders (reserved and held, awaiting
+    payment, many at a time) are never touched, so a round that always began at the oldest would
+    look at the same first batch for good and never reach an order behind them."""
     now = now or timezone.now()
     repairs: list[ReconciliationRepair] = []
-    candidates = orders_to_reconcile(now=now, limit=settings.ORDER_RECONCILE_BATCH_SIZE)
+    cursor = _saved_cursor()
+    for _ in range(settings.ORDER_RECONCILE_MAX_BATCHES):
+        batch = orders_to_reconcile(now=now, limit=settings.ORDER_RECONCILE_BATCH_SIZE, after=cursor)
+        repairs.extend(_reconcile_batch([order_id for _, order_id in batch], now=now))
+        # A short batch is the end of the walk: the next round starts again at the oldest.
+        cursor = batch[-1] if len(batch) == settings.ORDER_RECONCILE_BATCH_SIZE else None
+        if cursor is None:
+            break
+    _save_cursor(cursor)
+    repairs.extend(_release_orphan_holds())
+    return repairs
+
+
+def _saved_cursor() -> Cursor | None:
+    try:
+        saved = cache.get(CURSOR_CACHE_KEY)
+    except RedisError:  # the cache is down: start at the oldest (a full walk loses nothing)
+        return None
+    if not saved:
+        return None
+    updated_at, order_id = saved
+    return datetime.fromisoformat(updated_at), uuid.UUID(order_id)
+
+
+def _save_cursor(cursor: Cursor | None) -> None:
+    value = None if cursor is None else (cursor[0].isoformat(), str(cursor[1]))
+    try:
+        cache.set(CURSOR_CACHE_KEY, value, timeout=settings.ORDER_RECONCILE_WINDOW_SECONDS)
+    except RedisError:
+        logger.warning("reconciliation cursor not saved: the next round starts at the oldest")
+
+
+def _reconcile_batch(candidates: list[uuid.UUID], *, now) -> list[ReconciliationRepair]:
+    if not candidates:
+        return []
+    repairs: list[ReconciliationRepair] = []
     states = clients.catalog_reservations(order_ids=[str(order_id) for order_id in candidates])
     for order_id in candidates:
         with transaction.atomic():
@@ -138,7 +184,6 @@ def orders_reconcile(*, now=None) -> list[ReconciliationRepair]:
             repair = _reconcile_order(order, states.get(str(order_id)))
             if repair is not None:
                 repairs.append(repair)
-    repairs.extend(_release_orphan_holds())
     return repairs
 
 

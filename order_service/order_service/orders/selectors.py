@@ -123,7 +123,7 @@ def dashboard_figures(*, now: datetime | None = None, days: int = 14) -> Dashboa
             (first_day + timedelta(days=index), revenue.get(first_day + timedelta(days=index), Decimal("0")))
             for index in range(days)
         ],
-        currency=settings.PLATFORM_CURRENCY,
+        currency=str(settings.PLATFORM_CURRENCY),
     )
 
 

@@ -7,6 +7,7 @@ transaction as the change it announces.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from bazaar_common.domain import InvalidInput, NotFound
 from bazaar_common.errors import Conflict, GatewayTimeout, Unprocessable
 from bazaar_common.outbox.services import outbox_enqueue
 from order_service.orders import clients, limits
+from order_service.orders.metrics import count_hold_expiry_decision
 from order_service.orders.models import (
     Cart,
     CartItem,
@@ -48,6 +50,12 @@ ACTOR_EXPIRY = "system:expiry"
 CATALOG_HOLD_EXPIRED = contracts.RejectReason.EXPIRED
 # The rejection reason of an order whose reserve request the catalog never acknowledged.
 NO_ANSWER_FROM_CATALOG = "no_answer_from_catalog"
+
+
+# SAGA_TRANSACTIONS: the saga's handlers run inside the transaction of the consumer that records the
+# message as processed (bazaar_common.outbox.consumers), and every error they raise aborts that whole
+# delivery; so they open no savepoint of their own (two round trips less per message), and are
+# atomic all the same when called on their own.
 
 
 # --- Cart ------------------------------------------------------------------------------------------
@@ -187,7 +195,8 @@ def order_checkout(
     priced = _priced_lines(lines, source=source)
     limits.order_total_check(priced, source=source)
     if shipping_address is None:
-        shipping_address = clients.profiles_default_shipping_address(user_id=customer_id)
+        default_address = clients.profiles_default_shipping_address(user_id=customer_id)
+        shipping_address = default_address.to_json() if default_address is not None else None
     try:
         order = _order_create(
             customer_id=customer_id,
@@ -221,6 +230,10 @@ def _order_create(
 ) -> Order:
     subtotal = sum((line["unit_price"] * line["quantity"] for line in priced_lines), Decimal("0.00"))
     with transaction.atomic():
+        # The cap on unpaid holds again, now that this customer's other checkouts of these
+        # products wait for this transaction: racing checkouts cannot both pass it.
+        limits.unpaid_holds_lock(customer_id=customer_id, product_ids=[line["product_id"] for line in priced_lines])
+        limits.unpaid_holds_check(customer_id=customer_id, lines=priced_lines)
         order = Order.objects.create(
             customer_id=customer_id,
             customer_email=customer_email,
@@ -278,7 +291,7 @@ def order_apply_stock_reserved(*, order_id: str) -> Order | None:
     A reply for an order that was cancelled meanwhile gives the stock straight back; any other
     repeat changes nothing.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see SAGA_TRANSACTIONS
         order = _locked_order_or_none(order_id)
         if order is None:
             logger.warning("stock reserved for an unknown order", extra={"order_id": order_id})
@@ -304,7 +317,7 @@ def order_apply_stock_rejected(*, order_id: str, reason: str, shortages: list[di
     answered) the commit is asked again at once: the catalog takes the units again if it can, and
     answers ``failed`` (which flags the order for support) if it cannot.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see SAGA_TRANSACTIONS
         order = _locked_order_or_none(order_id)
         if order is None:
             logger.warning("stock rejected for an unknown order", extra={"order_id": order_id})
@@ -327,7 +340,7 @@ def order_apply_stock_rejected(*, order_id: str, reason: str, shortages: list[di
 
 def order_apply_stock_committed(*, order_id: str, outcome: contracts.CommitOutcome) -> Order | None:
     """The catalog answered a commit: stamp it, or flag the order when its stock is not taken."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see SAGA_TRANSACTIONS
         order = _locked_order_or_none(order_id)
         if order is None:
             return None
@@ -350,7 +363,7 @@ def order_apply_stock_committed(*, order_id: str, outcome: contracts.CommitOutco
 
 def order_apply_stock_released(*, order_id: str, outcome: contracts.ReleaseOutcome) -> Order | None:
     """The catalog answered a release: the order's stock is back (or nothing was held)."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see SAGA_TRANSACTIONS
         order = _locked_order_or_none(order_id)
         if order is None:
             return None
@@ -358,6 +371,48 @@ def order_apply_stock_released(*, order_id: str, outcome: contracts.ReleaseOutco
             order.stock_released_at = timezone.now()
             order.save(update_fields=["stock_released_at", "updated_at"])
         return order
+
+
+class HoldDecision(enum.StrEnum):
+    COMMIT = "commit"  # the order is paid: its stock is committed, never put back on sale
+    RELEASE = "release"  # the order cannot be paid (any more): its stock goes back on sale
+    KEEP = "keep"  # still inside its payment window: the hold stays until the window closes
+
+
+PAID_STATUSES = (S.PAID, S.SHIPPED, S.DELIVERED)
+
+
+def order_apply_hold_expiring(*, order_id: str) -> HoldDecision:
+    """The catalog's hold of this order is overdue and the catalog asks before letting it go.
+
+    Decided under the order's row lock, the lock a payment takes to mark the order paid, so a
+    payment can never land between this answer and its effect (the race of a hold's expiry with
+    a payment or its commit): a paid order's commit is sent again; an order past its payment time
+    (or a pending one the catalog never got through to) is cancelled here and its stock released;
+    an order still inside its payment window keeps the hold, and its own expiry releases it; a
+    cancelled, rejected or unknown order's stock is released (again: releases are idempotent).
+    """
+    with transaction.atomic():
+        order = _locked_order_or_none(order_id)
+        if order is None:
+            outbox_enqueue(contracts.ReleaseReservation(order_id=order_id, reason="No such order."))
+            decision = HoldDecision.RELEASE
+        elif order.status in PAID_STATUSES:
+            order_record_event(
+                order, kind="hold_expiry_commit", actor=ACTOR_CATALOG, reason="Hold overdue; commit sent again."
+            )
+            outbox_enqueue(contracts.CommitReservation(order_id=str(order.id)))
+            decision = HoldDecision.COMMIT
+        elif _expire_locked(order, now=timezone.now()):
+            decision = HoldDecision.RELEASE
+        elif order.status in (S.PENDING, S.RESERVED):
+            decision = HoldDecision.KEEP
+        else:
+            _release_stock(order, reason=f"Order is {order.status}.")
+            decision = HoldDecision.RELEASE
+        count_hold_expiry_decision(decision.value)
+    logger.info("overdue hold answered", extra={"order_id": order_id, "decision": decision.value})
+    return decision
 
 
 def order_flag_for_support(order: Order, *, reason: str) -> None:
@@ -569,10 +624,14 @@ def order_expire(*, order_id: Any, now: datetime | None = None) -> bool:
     now = now or timezone.now()
     with transaction.atomic():
         order = _locked_order_or_none(order_id)
-        if order is None or not _is_overdue(order, now=now):
-            return False
-        order_transition(order, to=S.CANCELLED, actor=ACTOR_EXPIRY, reason="Not paid in time.")
-        _release_stock(order, reason="Order expired.")
+        return order is not None and _expire_locked(order, now=now)
+
+
+def _expire_locked(order: Order, *, now: datetime) -> bool:
+    if not _is_overdue(order, now=now):
+        return False
+    order_transition(order, to=S.CANCELLED, actor=ACTOR_EXPIRY, reason="Not paid in time.")
+    _release_stock(order, reason="Order expired.")
     return True
 
 

@@ -33,7 +33,7 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 # The timestamp each status stamps on the order when it is entered.
-_STAMPS = {
+_STAMPS: dict[str, str] = {
     S.RESERVED: "reserved_at",
     S.PAID: "paid_at",
     S.SHIPPED: "shipped_at",

@@ -41,6 +41,11 @@ def stock_released(message: contracts.StockReleased) -> None:
     services.order_apply_stock_released(order_id=message.order_id, outcome=message.outcome)
 
 
+@consumer(contracts.HoldExpiring)
+def hold_expiring(message: contracts.HoldExpiring) -> None:
+    services.order_apply_hold_expiring(order_id=message.order_id)
+
+
 @consumer(contracts.UserErased, queue=contracts.QUEUE_ORDERS)
 def user_erased(message: contracts.UserErased) -> None:
     services.orders_anonymise_customer(customer_id=message.user_id)

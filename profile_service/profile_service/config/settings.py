@@ -1,11 +1,10 @@
 """Settings of the profiles service: the shared base from bazaar_common, then its own."""
 
-from bazaar_common.settings import build_settings
+from bazaar_common.settings import identify
 
-globals().update(
-    build_settings(
-        service="profiles",
-        package="profile_service",
-        apps=["profile_service.profiles"],
-    )
-)
+identify("profiles", package="profile_service")
+# After identify: the shared settings follow from the service's name.
+from bazaar_common.shared_settings import *  # noqa: E402,F403
+from bazaar_common.shared_settings import INSTALLED_APPS as SHARED_APPS  # noqa: E402
+
+INSTALLED_APPS = [*SHARED_APPS, "profile_service.profiles"]

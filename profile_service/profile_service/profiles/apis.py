@@ -15,9 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from bazaar_common.auth.permissions import IsService
-from bazaar_common.drf import caller_id
+from bazaar_common.contracts import http as internal
+from bazaar_common.drf import caller_id, principal
 from bazaar_common.pagination import BazaarPagination
 from profile_service.profiles import selectors, services
+from profile_service.profiles.models import Profile
 from profile_service.profiles.permissions import IsUser, can_read_profile
 from profile_service.profiles.validation import (
     BirthDateField,
@@ -53,7 +55,7 @@ class ProfileOutputSerializer(serializers.Serializer):
 
 class AddressOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field named like Field.label
     full_name = serializers.CharField()
     line1 = serializers.CharField()
     line2 = serializers.CharField()
@@ -93,7 +95,7 @@ class ProfileMeApi(APIView):
         date_of_birth = BirthDateField(required=False)
         preferences = PreferencesInputSerializer(required=False)
 
-    class DeleteInputSerializer(StrictSerializer):
+    class ErasureInputSerializer(StrictSerializer):
         password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
     @extend_schema(responses={200: ProfileOutputSerializer, 410: OpenApiResponse(description="Erased.")})
@@ -112,7 +114,7 @@ class ProfileMeApi(APIView):
         return Response(ProfileOutputSerializer(profile).data)
 
     @extend_schema(
-        request=DeleteInputSerializer,
+        request=ErasureInputSerializer,
         responses={
             204: OpenApiResponse(description="Erased (also when it already was)."),
             403: OpenApiResponse(description="Wrong password."),
@@ -120,7 +122,7 @@ class ProfileMeApi(APIView):
         },
     )
     def delete(self, request: Request) -> Response:
-        serializer = self.DeleteInputSerializer(data=request.data)
+        serializer = self.ErasureInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.profile_erase(
             user_id=uuid.UUID(caller_id(request.user)), password=serializer.validated_data["password"]
@@ -157,10 +159,10 @@ class ProfileExportApi(APIView):
                 "format": EXPORT_FORMAT,
                 "generated_at": timezone.now(),
                 "user_id": profile.user_id,
-                "account": export.account,
+                "account": export.account.to_json(),
                 "profile": export.profile,
                 "addresses": export.addresses,
-                "orders": export.orders,
+                "orders": [order.to_json() for order in export.orders],
             }
         ).data
         response = Response(document)
@@ -177,9 +179,10 @@ class ProfileDetailApi(APIView):
 
     @extend_schema(responses={200: ProfileWithAddressesOutputSerializer, 404: OpenApiResponse()})
     def get(self, request: Request, user_id: uuid.UUID) -> Response:
-        if not can_read_profile(request.user, user_id):
+        if not can_read_profile(principal(request), user_id):
             raise Http404("No such profile.")
-        if request.user.id == str(user_id):
+        profile: Profile | None
+        if principal(request).id == str(user_id):
             profile = services.profile_ensure(user_id=user_id)
         else:
             profile = selectors.profile_get(user_id=user_id)
@@ -195,7 +198,7 @@ postal_code_validator = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9 -]*$", "Use lett
 class AddressInputSerializer(StrictSerializer):
     read_only_names = frozenset({"id", "created_at", "updated_at"})
 
-    label = serializers.CharField(max_length=50, allow_blank=True, required=False)
+    label = serializers.CharField(max_length=50, allow_blank=True, required=False)  # type: ignore[assignment]
     full_name = serializers.CharField(max_length=150)
     line1 = serializers.CharField(max_length=200)
     line2 = serializers.CharField(max_length=200, allow_blank=True, required=False)
@@ -212,11 +215,12 @@ class AddressInputSerializer(StrictSerializer):
 
 class AddressListApi(APIView):
     permission_classes = [IsUser]
+    pagination_class = BazaarPagination  # also what documents the list as the paginated envelope
 
     @extend_schema(responses={200: AddressOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
         profile = services.profile_ensure(user_id=uuid.UUID(caller_id(request.user)))
-        paginator = BazaarPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.address_list(profile=profile), request, view=self)
         return paginator.get_paginated_response(AddressOutputSerializer(page, many=True).data)
 
@@ -259,21 +263,11 @@ class DefaultShippingAddressInternalApi(APIView):
 
     permission_classes = [IsService]
 
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        full_name = serializers.CharField()
-        line1 = serializers.CharField()
-        line2 = serializers.CharField()
-        city = serializers.CharField()
-        postal_code = serializers.CharField()
-        region = serializers.CharField()
-        country = serializers.CharField()
-        phone = serializers.CharField()
-
     # Internal endpoints stay out of the public schema the gateway assembles.
     @extend_schema(exclude=True)
     def get(self, request: Request, user_id: uuid.UUID) -> Response:
         address = selectors.address_default_shipping_get(user_id=user_id)
         if address is None:
             raise Http404("This user has no default shipping address.")
-        return Response(self.OutputSerializer(address).data)
+        fields = {name: getattr(address, name) for name in internal.DefaultShippingAddress.model_fields}
+        return Response(internal.DefaultShippingAddress(**fields).to_json())

@@ -9,53 +9,52 @@ empty answer.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from rest_framework.exceptions import Throttled
-
+from bazaar_common.contracts import http as internal
+from bazaar_common.domain import TooManyRequests
 from bazaar_common.errors import ServiceUnavailable
 from bazaar_common.http import ServiceResponse, service_client
-
-AUTH = "auth"
-ORDERS = "orders"
 
 
 def _unexpected(service: str, response: ServiceResponse) -> ServiceUnavailable:
     return ServiceUnavailable(f"The {service} service answered {response.status} unexpectedly.")
 
 
-def auth_account_get(*, user_id: uuid.UUID) -> dict[str, Any]:
+def auth_account_get(*, user_id: uuid.UUID) -> internal.Account:
     """The account auth holds for ``user_id`` (id, email, roles, is_active, dates)."""
-    response = service_client().request(AUTH, "GET", f"/internal/v1/auth/users/{user_id}")
+    call = internal.AUTH_ACCOUNT
+    response = service_client().request(call.service, call.method, call.url(user_id=user_id))
     if response.status != 200:
-        raise _unexpected(AUTH, response)
-    return response.json()
+        raise _unexpected(call.service, response)
+    return response.parse(internal.Account, service=call.service)
 
 
 def auth_password_verify(*, user_id: uuid.UUID, password: str) -> bool:
     """Whether ``password`` is the user's password, as the auth service checks it."""
-    response = service_client().request(
-        AUTH, "POST", f"/internal/v1/auth/users/{user_id}/verify-password", json={"password": password}
-    )
+    call = internal.PASSWORD_CHECK
+    try:
+        body = internal.PasswordCheckRequest(password=password)
+    except ValueError:
+        return False  # empty or longer than any password auth accepts
+    response = service_client().request(call.service, call.method, call.url(user_id=user_id), json=body.to_json())
     if response.status == 204:
         return True
     if response.status in (403, 404):
         return False
     if response.status == 429:
         # Auth limits password attempts; pass its verdict and wait time on to the caller.
-        raise Throttled(wait=_retry_after(response))
-    raise _unexpected(AUTH, response)
+        raise TooManyRequests("Too many password attempts. Try again later.", retry_after=_retry_after(response))
+    raise _unexpected(call.service, response)
 
 
-def orders_list_for_customer(*, customer_id: uuid.UUID) -> list[dict[str, Any]]:
+def orders_list_for_customer(*, customer_id: uuid.UUID) -> list[internal.OrderDocument]:
     """Every order of ``customer_id`` as the order service documents it."""
-    response = service_client().request(ORDERS, "GET", "/internal/v1/orders", query={"customer_id": str(customer_id)})
+    call = internal.ORDERS_OF_CUSTOMER
+    query = internal.CustomerOrdersQuery(customer_id=customer_id).to_query()
+    response = service_client().request(call.service, call.method, call.path, query=query)
     if response.status != 200:
-        raise _unexpected(ORDERS, response)
-    body = response.json()
-    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-        raise ServiceUnavailable("The orders service answered without a list of results.")
-    return body["results"]
+        raise _unexpected(call.service, response)
+    return response.parse(internal.CustomerOrders, service=call.service).results
 
 
 def _retry_after(response: ServiceResponse) -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from django.db.models import QuerySet
 from django.http import Http404
 
+from bazaar_common.contracts import http as internal
 from profile_service.profiles import remote
 from profile_service.profiles.models import Address, ErasedUser, Profile
 
@@ -41,10 +41,10 @@ def address_default_shipping_get(*, user_id: uuid.UUID) -> Address | None:
 class PrivacyExport:
     """Everything the platform holds about one user, gathered from every service."""
 
-    account: dict[str, Any]
+    account: internal.Account
     profile: Profile
     addresses: list[Address]
-    orders: list[dict[str, Any]]
+    orders: list[internal.OrderDocument]
 
 
 def privacy_export_gather(*, profile: Profile) -> PrivacyExport:
